@@ -1,0 +1,392 @@
+//! The age payload: STREAM (<https://eprint.iacr.org/2015/189.pdf>) with
+//! ChaCha20-Poly1305 over 64 KiB chunks. The nonce of chunk `i` is `i` as an 11-byte
+//! big-endian counter followed by a flag byte that is 1 only on the last chunk.
+//!
+//! Chunks are independent given their index, so [`StreamSealer`] and [`StreamOpener`]
+//! work on batches of chunks and split a batch across threads. The last-chunk rule is
+//! what detects truncation: a stream must end with a chunk sealed as last, and only an
+//! otherwise empty stream may end with an empty chunk.
+
+use std::io::{self, Read, Write};
+
+use age_core::format::FileKey;
+use age_core::primitives::hkdf;
+use age_core::secrecy::ExposeSecret;
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use zeroize::Zeroizing;
+
+/// Plaintext bytes per chunk.
+pub const CHUNK_SIZE: usize = 64 * 1024;
+/// Poly1305 tag appended to every chunk.
+pub const TAG_SIZE: usize = 16;
+/// Ciphertext bytes of a full chunk.
+pub const ENCRYPTED_CHUNK_SIZE: usize = CHUNK_SIZE + TAG_SIZE;
+/// Batches smaller than this are not worth a second thread.
+const PARALLEL_MIN_CHUNKS: usize = 8;
+
+/// The payload key, derived from the file key and the payload nonce; zeroized on drop.
+pub struct PayloadKey(Zeroizing<[u8; 32]>);
+
+impl PayloadKey {
+    /// `HKDF-SHA-256(ikm = file key, salt = nonce, info = "payload")`.
+    pub fn derive(file_key: &FileKey, nonce: &[u8]) -> PayloadKey {
+        PayloadKey(Zeroizing::new(hkdf(
+            nonce,
+            b"payload",
+            file_key.expose_secret(),
+        )))
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(Key::from_slice(self.0.as_slice()))
+    }
+}
+
+fn chunk_nonce(index: u64, last: bool) -> Nonce {
+    let mut nonce = [0u8; 12];
+    nonce[3..11].copy_from_slice(&index.to_be_bytes());
+    nonce[11] = u8::from(last);
+    *Nonce::from_slice(&nonce)
+}
+
+/// Why a payload did not decrypt.
+#[derive(Debug)]
+pub enum StreamError {
+    /// The stream ends without a chunk sealed as last: the object was cut short.
+    Truncated,
+    /// A chunk failed authentication: the ciphertext was altered, or belongs elsewhere.
+    Authentication { chunk: u64 },
+    /// Data follows the last chunk.
+    TrailingData,
+    /// Reading the ciphertext failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Truncated => write!(f, "encrypted payload is truncated"),
+            StreamError::Authentication { chunk } => write!(
+                f,
+                "authentication failed at payload chunk {chunk} (the object was altered or corrupted)"
+            ),
+            StreamError::TrailingData => write!(f, "unexpected data after the final payload chunk"),
+            StreamError::Io(e) => write!(f, "reading the encrypted payload: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}
+
+/// Seals a contiguous run of plaintext chunks starting at chunk `first`, appending the
+/// ciphertext to `out`. Every chunk but a final short one must be full; `last` marks the
+/// final chunk of the run as the stream's last.
+fn seal_run(key: &PayloadKey, first: u64, data: &[u8], last: bool, out: &mut Vec<u8>) {
+    let cipher = key.cipher();
+    let count = data.len().div_ceil(CHUNK_SIZE).max(1);
+    let empty: &[u8] = &[];
+    let chunks = data
+        .chunks(CHUNK_SIZE)
+        .chain(data.is_empty().then_some(empty));
+    for (i, chunk) in chunks.enumerate() {
+        let start = out.len();
+        out.extend_from_slice(chunk);
+        let is_last = last && i + 1 == count;
+        let tag = cipher
+            .encrypt_in_place_detached(
+                &chunk_nonce(first + i as u64, is_last),
+                b"",
+                &mut out[start..],
+            )
+            .expect("a 64 KiB chunk is far below ChaCha20's limit");
+        out.extend_from_slice(&tag);
+    }
+}
+
+/// Encrypts a payload chunk by chunk, on up to `threads` threads per batch.
+pub struct StreamSealer<W: Write> {
+    key: PayloadKey,
+    out: W,
+    threads: usize,
+    batch_chunks: usize,
+    next_chunk: u64,
+    pending: Vec<u8>,
+    sealed: Vec<u8>,
+    written: u64,
+}
+
+impl<W: Write> StreamSealer<W> {
+    /// A sealer writing to `out`. `batch_chunks` chunks are sealed per batch: one when
+    /// the caller wants bytes out quickly, many to spread the work over `threads`.
+    pub fn new(key: PayloadKey, out: W, threads: usize, batch_chunks: usize) -> Self {
+        let batch_chunks = batch_chunks.max(1);
+        StreamSealer {
+            key,
+            out,
+            threads: threads.max(1),
+            batch_chunks,
+            next_chunk: 0,
+            pending: Vec::with_capacity(batch_chunks * CHUNK_SIZE + 1),
+            sealed: Vec::new(),
+            written: 0,
+        }
+    }
+
+    /// Adds plaintext. Chunks are sealed once it is certain they are not the last.
+    pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        let batch = self.batch_chunks * CHUNK_SIZE;
+        while !data.is_empty() {
+            let room = batch + 1 - self.pending.len();
+            let take = room.min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() > batch {
+                self.seal_pending(batch, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals what remains as the last chunk; returns the writer and the payload length.
+    pub fn finish(mut self) -> io::Result<(W, u64)> {
+        let len = self.pending.len();
+        self.seal_pending(len, true)?;
+        self.out.flush()?;
+        Ok((self.out, self.written))
+    }
+
+    fn seal_pending(&mut self, len: usize, last: bool) -> io::Result<()> {
+        let data = &self.pending[..len];
+        self.sealed.clear();
+        let chunks = len.div_ceil(CHUNK_SIZE);
+        if self.threads > 1 && chunks >= PARALLEL_MIN_CHUNKS {
+            let per = chunks.div_ceil(self.threads) * CHUNK_SIZE;
+            let key = &self.key;
+            let first = self.next_chunk;
+            let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
+                let handles: Vec<_> = data
+                    .chunks(per)
+                    .enumerate()
+                    .map(|(i, part)| {
+                        let is_last = last && (i + 1) * per >= len;
+                        s.spawn(move || {
+                            let mut out = Vec::with_capacity(
+                                part.len() + part.len() / CHUNK_SIZE * TAG_SIZE + TAG_SIZE,
+                            );
+                            seal_run(
+                                key,
+                                first + (i * per / CHUNK_SIZE) as u64,
+                                part,
+                                is_last,
+                                &mut out,
+                            );
+                            out
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("sealing thread"))
+                    .collect()
+            });
+            for part in parts {
+                self.sealed.extend_from_slice(&part);
+            }
+        } else {
+            seal_run(&self.key, self.next_chunk, data, last, &mut self.sealed);
+        }
+        self.next_chunk += chunks.max(1) as u64;
+        self.out.write_all(&self.sealed)?;
+        self.written += self.sealed.len() as u64;
+        self.pending.drain(..len);
+        Ok(())
+    }
+}
+
+/// Opens a contiguous run of ciphertext chunks in place, leaving the plaintext in `buf`.
+fn open_run(
+    key: &PayloadKey,
+    first: u64,
+    buf: &mut [u8],
+    last: bool,
+) -> Result<usize, StreamError> {
+    let cipher = key.cipher();
+    let count = buf.len().div_ceil(ENCRYPTED_CHUNK_SIZE);
+    let mut plain_len = 0;
+    for i in 0..count {
+        let start = i * ENCRYPTED_CHUNK_SIZE;
+        let end = (start + ENCRYPTED_CHUNK_SIZE).min(buf.len());
+        let index = first + i as u64;
+        let is_last = last && i + 1 == count;
+        let chunk = &mut buf[start..end];
+        if chunk.len() < TAG_SIZE {
+            return Err(StreamError::Truncated);
+        }
+        let (text, tag) = chunk.split_at_mut(chunk.len() - TAG_SIZE);
+        let tag = *chacha20poly1305::Tag::from_slice(tag);
+        if cipher
+            .decrypt_in_place_detached(&chunk_nonce(index, is_last), b"", text, &tag)
+            .is_err()
+        {
+            // A full chunk that opens as "not last" at the very end of the input is a
+            // stream that was cut at a chunk boundary.
+            let mut probe = text.to_vec();
+            let cut = is_last
+                && cipher
+                    .decrypt_in_place_detached(&chunk_nonce(index, false), b"", &mut probe, &tag)
+                    .is_ok();
+            return Err(if cut {
+                StreamError::Truncated
+            } else {
+                StreamError::Authentication { chunk: index }
+            });
+        }
+        if is_last && text.is_empty() && index != 0 {
+            return Err(StreamError::Authentication { chunk: index });
+        }
+        let text_len = text.len();
+        buf.copy_within(start..start + text_len, plain_len);
+        plain_len += text_len;
+    }
+    Ok(plain_len)
+}
+
+/// Decrypts a payload from a reader in batches of chunks, on up to `threads` threads.
+/// Only authenticated plaintext is ever returned.
+pub struct StreamOpener<R: Read> {
+    key: PayloadKey,
+    input: R,
+    threads: usize,
+    batch_chunks: usize,
+    next_chunk: u64,
+    buf: Vec<u8>,
+    /// Ciphertext read past the current batch (to learn whether more follows).
+    carry: Vec<u8>,
+    done: bool,
+    read: u64,
+    /// Plaintext of the current batch not yet handed out through `Read`.
+    pos: usize,
+    plain_len: usize,
+}
+
+impl<R: Read> StreamOpener<R> {
+    pub fn new(key: PayloadKey, input: R, threads: usize, batch_chunks: usize) -> Self {
+        StreamOpener {
+            key,
+            input,
+            threads: threads.max(1),
+            batch_chunks: batch_chunks.max(1),
+            next_chunk: 0,
+            buf: Vec::new(),
+            carry: Vec::new(),
+            done: false,
+            read: 0,
+            pos: 0,
+            plain_len: 0,
+        }
+    }
+
+    /// Ciphertext bytes consumed so far (payload only).
+    pub fn bytes_read(&self) -> u64 {
+        self.read
+    }
+
+    /// Decrypts the next batch into `buf[..plain_len]`; false after the last chunk.
+    fn next_batch(&mut self) -> Result<bool, StreamError> {
+        if self.done {
+            return Ok(false);
+        }
+        let want = self.batch_chunks * ENCRYPTED_CHUNK_SIZE;
+        self.buf.clear();
+        self.buf.append(&mut self.carry);
+        // Read one byte past the batch: a batch is known not to hold the last chunk only
+        // when more ciphertext follows it.
+        let mut eof = false;
+        while self.buf.len() <= want {
+            let start = self.buf.len();
+            self.buf.resize(want + 1, 0);
+            match self.input.read(&mut self.buf[start..]) {
+                Ok(0) => {
+                    self.buf.truncate(start);
+                    eof = true;
+                    break;
+                }
+                Ok(n) => self.buf.truncate(start + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(start),
+                Err(e) => return Err(StreamError::Io(e)),
+            }
+        }
+        if !eof {
+            self.carry.extend_from_slice(&self.buf[want..]);
+            self.buf.truncate(want);
+        } else if self.buf.is_empty() {
+            // Every stream ends with a chunk sealed as last, even an empty one.
+            return Err(StreamError::Truncated);
+        }
+        self.read += self.buf.len() as u64;
+        let chunks = self.buf.len().div_ceil(ENCRYPTED_CHUNK_SIZE);
+        let first = self.next_chunk;
+        let plain = if self.threads > 1 && chunks >= PARALLEL_MIN_CHUNKS {
+            let per = chunks.div_ceil(self.threads) * ENCRYPTED_CHUNK_SIZE;
+            let total = self.buf.len();
+            let key = &self.key;
+            let results: Vec<Result<usize, StreamError>> = std::thread::scope(|s| {
+                let handles: Vec<_> = self
+                    .buf
+                    .chunks_mut(per)
+                    .enumerate()
+                    .map(|(i, part)| {
+                        let is_last = eof && (i + 1) * per >= total;
+                        let part_first = first + (i * per / ENCRYPTED_CHUNK_SIZE) as u64;
+                        s.spawn(move || open_run(key, part_first, part, is_last))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("opening thread"))
+                    .collect()
+            });
+            // Compact the plaintext of each part to the front, in order.
+            let mut plain = 0;
+            for (i, result) in results.into_iter().enumerate() {
+                let len = result?;
+                let start = i * per;
+                self.buf.copy_within(start..start + len, plain);
+                plain += len;
+            }
+            plain
+        } else {
+            open_run(&self.key, first, &mut self.buf, eof)?
+        };
+        self.next_chunk += chunks as u64;
+        self.done = eof;
+        self.pos = 0;
+        self.plain_len = plain;
+        Ok(true)
+    }
+}
+
+/// Reading yields authenticated plaintext only. A [`StreamError`] arrives as an
+/// `io::Error` whose inner error is the `StreamError` (see [`StreamError::from_io`]).
+impl<R: Read> Read for StreamOpener<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.plain_len {
+            if !self.next_batch().map_err(io::Error::other)? {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.plain_len - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl StreamError {
+    /// Recovers a `StreamError` carried through `io::Read`.
+    pub fn from_io(e: &io::Error) -> Option<&StreamError> {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<StreamError>())
+    }
+}

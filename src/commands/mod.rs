@@ -1,0 +1,112 @@
+//! The command layer: each plugin API command as gpbackup calls it.
+
+mod forward;
+mod transfer;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::cli::{Cli, Command, API_VERSION, VERSION_LINE};
+use crate::log::CallLog;
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    if cli.version {
+        println!("{VERSION_LINE}");
+        return Ok(());
+    }
+    let Some(command) = cli.command else {
+        bail!("no command given; run gpbackup_age_plugin --help");
+    };
+    match command {
+        Command::PluginApiVersion => {
+            println!("{API_VERSION}");
+            Ok(())
+        }
+        Command::SetupPluginForBackup(a) => forward::hook("setup_plugin_for_backup", &a),
+        Command::SetupPluginForRestore(a) => forward::hook("setup_plugin_for_restore", &a),
+        Command::CleanupPluginForBackup(a) => forward::hook("cleanup_plugin_for_backup", &a),
+        Command::CleanupPluginForRestore(a) => forward::hook("cleanup_plugin_for_restore", &a),
+        Command::BackupFile {
+            config_path,
+            filepath,
+        } => transfer::backup_file(&config_path, &filepath),
+        Command::RestoreFile {
+            config_path,
+            filepath,
+        } => transfer::restore_file(&config_path, &filepath),
+        Command::BackupData {
+            config_path,
+            data_filekey,
+        } => transfer::backup_data(&config_path, &data_filekey),
+        Command::RestoreData {
+            config_path,
+            data_filekey,
+        } => transfer::restore_data(&config_path, &data_filekey, None),
+        Command::RestoreDataSubset {
+            config_path,
+            data_filekey,
+            offsets_file,
+        } => transfer::restore_data(&config_path, &data_filekey, Some(&offsets_file)),
+        Command::DeleteBackup {
+            config_path,
+            timestamp,
+        } => forward::delete_backup(&config_path, &timestamp),
+        Command::DeleteDirectory {
+            config_path,
+            directory,
+        } => forward::management(&config_path, "delete_directory", &directory),
+        Command::ListDirectory {
+            config_path,
+            directory,
+        } => forward::management(&config_path, "list_directory", &directory),
+    }
+}
+
+/// Reports a command line clap refused, in one line. Help goes to stdout as usual.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let hint = match e.kind() {
+        ErrorKind::InvalidSubcommand => {
+            " (not a plugin API command; unknown commands are never forwarded to the inner plugin, since one that moves data would bypass encryption)"
+        }
+        _ => "",
+    };
+    eprintln!("gpbackup_age_plugin: {first}{hint}; run gpbackup_age_plugin --help");
+    ExitCode::from(2)
+}
+
+/// Runs `body` with a call log line around it.
+fn logged(
+    command: &str,
+    object: &str,
+    body: impl FnOnce(&mut CallLog) -> Result<()>,
+) -> Result<()> {
+    let mut log = CallLog::start(command, object);
+    let outcome = body(&mut log);
+    log.finish(&outcome);
+    outcome
+}
+
+/// The object name a path or data_filekey is stored under: its basename.
+fn object_name(key: &str) -> Result<&str> {
+    Path::new(key)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| anyhow!("'{key}' has no file name to store the object under"))
+}

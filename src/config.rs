@@ -1,0 +1,341 @@
+//! The plugin config: the yaml file gpbackup hands to every call.
+//!
+//! gpbackup parses it as `executablepath: string` and `options: map[string]string`, so
+//! every option is a flat scalar. The options split in two: ours (listed in
+//! [`OWN_OPTIONS`]) and everything else, which belongs to the inner plugin and is passed
+//! to it unchanged in the config we write for it (see `inner::InnerConfig`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+
+/// Options this plugin reads; none of them is forwarded to the inner plugin.
+pub const OWN_OPTIONS: &[&str] = &[
+    "inner_executablepath",
+    "recipients",
+    "recipients_file",
+    "identity_file",
+    "compression",
+    "compression_level",
+    "workers",
+    "restore_subset",
+    "allow_plaintext_restore",
+    "stall_timeout_seconds",
+];
+
+/// Options gpbackup itself adds that describe *this* plugin, so they are consumed here
+/// rather than forwarded: `backup_plugin_version` is the version of the plugin named in
+/// `executablepath` when the backup was taken, i.e. ours, not the inner plugin's.
+const GPBACKUP_OWN_OPTIONS: &[&str] = &["backup_plugin_version"];
+
+/// The default zstd level.
+pub const DEFAULT_LEVEL: i32 = 3;
+
+/// How frames are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// zstd at this level; already-compressed input is still stored as is.
+    Zstd(i32),
+    /// Never compress: every frame is stored (encryption only).
+    None,
+}
+
+/// A validated plugin config.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    pub path: PathBuf,
+    pub inner_executable: PathBuf,
+    pub recipients: Option<String>,
+    pub recipients_file: Option<PathBuf>,
+    pub identity_files: Vec<PathBuf>,
+    pub compression: Compression,
+    /// Worker threads for compression and decompression.
+    pub workers: usize,
+    pub allow_plaintext_restore: bool,
+    /// A call whose inner plugin moves no byte for this long fails (None: wait forever).
+    pub stall_timeout: Option<Duration>,
+    /// The inner plugin's options, unchanged.
+    pub passthrough: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    executablepath: Option<serde_yaml::Value>,
+    options: Option<BTreeMap<String, serde_yaml::Value>>,
+}
+
+impl PluginConfig {
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<PluginConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read plugin config {}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates config text; `path` is only used in messages and to find the config.
+    pub fn parse(text: &str, path: &Path) -> Result<PluginConfig> {
+        let where_ = path.display();
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
+            anyhow!(
+                "plugin config {where_} is not valid: {}",
+                one_line(&e.to_string())
+            )
+        })?;
+        let _ = raw.executablepath;
+        let mut options = BTreeMap::new();
+        for (key, value) in raw.options.unwrap_or_default() {
+            let value = match value {
+                serde_yaml::Value::String(s) => s,
+                serde_yaml::Value::Number(n) => n.to_string(),
+                serde_yaml::Value::Bool(b) => b.to_string(),
+                serde_yaml::Value::Null => {
+                    bail!("plugin config {where_}: option {key} has no value")
+                }
+                _ => bail!(
+                    "plugin config {where_}: option {key} must be a plain string (gpbackup accepts no lists or maps under options)"
+                ),
+            };
+            options.insert(key, value);
+        }
+        check_unknown_own_keys(&options, path)?;
+        let mut take = |key: &str| options.remove(key);
+
+        let inner = take("inner_executablepath").ok_or_else(|| {
+            anyhow!("plugin config {where_}: option inner_executablepath is missing (the storage plugin to wrap, e.g. $GPHOME/bin/gpbackup_s3_plugin)")
+        })?;
+        let inner_executable = PathBuf::from(expand_env(&inner, "inner_executablepath")?);
+        let recipients = take("recipients").filter(|s| !s.trim().is_empty());
+        let recipients_file = take("recipients_file")
+            .map(|p| expand_env(&p, "recipients_file").map(PathBuf::from))
+            .transpose()?;
+        let identity_files = match take("identity_file") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|p| expand_env(p, "identity_file").map(PathBuf::from))
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        let level = match take("compression_level") {
+            Some(v) => {
+                let level: i32 = v.trim().parse().map_err(|_| {
+                    anyhow!("option compression_level: '{v}' is not a number (1 to 19)")
+                })?;
+                if !(1..=19).contains(&level) {
+                    bail!("option compression_level: {level} is out of range (1 to 19)");
+                }
+                level
+            }
+            None => DEFAULT_LEVEL,
+        };
+        let compression = match take("compression").as_deref().map(str::trim) {
+            None | Some("zstd") => Compression::Zstd(level),
+            Some("none") => Compression::None,
+            Some(other) => bail!("option compression: '{other}' is not one of zstd, none"),
+        };
+        let workers = match take("workers") {
+            Some(v) => {
+                let n: usize = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow!("option workers: '{v}' is not a number (1 to 256)"))?;
+                if !(1..=256).contains(&n) {
+                    bail!("option workers: {n} is out of range (1 to 256)");
+                }
+                n
+            }
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let allow_plaintext_restore =
+            parse_switch(take("allow_plaintext_restore"), "allow_plaintext_restore")?;
+        // gpbackup reads restore_subset itself; we only check that it is a switch.
+        parse_switch(take("restore_subset"), "restore_subset")?;
+        let stall_timeout = match take("stall_timeout_seconds") {
+            Some(v) => {
+                let secs: u64 = v.trim().parse().map_err(|_| {
+                    anyhow!("option stall_timeout_seconds: '{v}' is not a whole number of seconds (0 = off)")
+                })?;
+                (secs > 0).then(|| Duration::from_secs(secs))
+            }
+            None => None,
+        };
+        for key in GPBACKUP_OWN_OPTIONS {
+            options.remove(*key);
+        }
+
+        let config = PluginConfig {
+            path: path.to_path_buf(),
+            inner_executable,
+            recipients,
+            recipients_file,
+            identity_files,
+            compression,
+            workers,
+            allow_plaintext_restore,
+            stall_timeout,
+            passthrough: options,
+        };
+        config.check_inner_executable()?;
+        Ok(config)
+    }
+
+    fn check_inner_executable(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let inner = &self.inner_executable;
+        if !inner.is_absolute() {
+            bail!(
+                "option inner_executablepath: '{}' is not an absolute path (gpbackup runs plugins from other directories)",
+                inner.display()
+            );
+        }
+        let meta = std::fs::metadata(inner).map_err(|e| {
+            anyhow!(
+                "option inner_executablepath: {}: {}",
+                inner.display(),
+                io_reason(&e)
+            )
+        })?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            bail!(
+                "option inner_executablepath: {} is not an executable file",
+                inner.display()
+            );
+        }
+        let ours = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+        if ours.is_some() && inner.canonicalize().ok() == ours {
+            bail!(
+                "option inner_executablepath: {} is this plugin itself; name the storage plugin to wrap (e.g. gpbackup_s3_plugin)",
+                inner.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `"on"`/`"off"` (and the usual spellings of yes and no).
+fn parse_switch(value: Option<String>, key: &str) -> Result<bool> {
+    match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) => match v.as_str() {
+            "on" | "true" | "yes" | "1" => Ok(true),
+            "off" | "false" | "no" | "0" | "" => Ok(false),
+            _ => bail!("option {key}: '{v}' is not on or off"),
+        },
+    }
+}
+
+/// Refuses keys that look like a mistyped option of ours: forwarding `recipient:` to the
+/// inner plugin would otherwise silently mean "no recipients".
+fn check_unknown_own_keys(options: &BTreeMap<String, String>, path: &Path) -> Result<()> {
+    for key in options.keys() {
+        if OWN_OPTIONS.contains(&key.as_str()) {
+            continue;
+        }
+        let lower = key.to_ascii_lowercase();
+        let near = OWN_OPTIONS
+            .iter()
+            .find(|own| lower == **own || edit_distance(&lower, own) <= 2);
+        let looks_ours = ["recipient", "identit", "inner_", "age_"]
+            .iter()
+            .any(|p| lower.contains(p));
+        if near.is_some() || looks_ours {
+            let hint = near
+                .map(|o| format!("; did you mean {o}?"))
+                .unwrap_or_default();
+            bail!(
+                "plugin config {}: option {key} is not an option of gpbackup_age_plugin{hint} (it would otherwise be passed to the inner plugin)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Expands `$VAR` and `${VAR}` as gpbackup does for `executablepath`, but refuses an
+/// unset variable instead of silently dropping it.
+pub fn expand_env(value: &str, key: &str) -> Result<String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
+            let end = braced
+                .find('}')
+                .ok_or_else(|| anyhow!("option {key}: unclosed ${{ in '{value}'"))?;
+            (&braced[..end], end + 2)
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        if name.is_empty() {
+            out.push('$');
+        } else {
+            let val = std::env::var(name).map_err(|_| {
+                anyhow!("option {key}: environment variable {name} is not set (in '{value}')")
+            })?;
+            out.push_str(&val);
+        }
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The cause of an I/O error without Rust's "(os error N)" suffix.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            s.split(" (os error").next().unwrap_or(&s).to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance() {
+        assert_eq!(edit_distance("recipient", "recipients"), 1);
+        assert_eq!(edit_distance("bucket", "workers"), 6);
+    }
+
+    #[test]
+    fn env_expansion() {
+        std::env::set_var("GPAGE_TEST_HOME", "/opt/gp");
+        assert_eq!(
+            expand_env("$GPAGE_TEST_HOME/bin/x", "k").unwrap(),
+            "/opt/gp/bin/x"
+        );
+        assert_eq!(expand_env("${GPAGE_TEST_HOME}x", "k").unwrap(), "/opt/gpx");
+        assert!(expand_env("$GPAGE_TEST_UNSET_VAR/x", "k").is_err());
+    }
+}

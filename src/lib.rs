@@ -1,0 +1,27 @@
+//! gpbackup_age_plugin: a gpbackup storage plugin that compresses and encrypts every
+//! object before handing it to the real storage plugin.
+//!
+//! - [`age_file`]: the age v1 format (header, STREAM payload).
+//! - [`object`]: our object format inside the age payload (zstd frames and records).
+//! - [`pipeline`]: the multithreaded encode and decode pipelines.
+//! - [`inner`]: the inner plugin process and its config.
+//! - [`config`], [`keys`]: the plugin config, recipients and identities.
+//! - [`commands`]: the plugin API commands; [`cli`]: their command line.
+//! - [`log`]: the per-call log file.
+
+#![forbid(unsafe_code)]
+
+pub mod age_file;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod inner;
+pub mod keys;
+pub mod log;
+pub mod object;
+pub mod pipeline;
+
+/// Folds a message onto one line (errors must be one line on stderr).
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

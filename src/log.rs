@@ -1,0 +1,84 @@
+//! The call log: one line per plugin call in
+//! `$HOME/gpAdminLogs/gpbackup_age_plugin_<YYYYMMDD>.log`, like gpbackup's own plugins.
+//!
+//! stderr is reserved for errors (gprestore fails a restore on any stderr text), so
+//! everything an operator may want to know about a successful call goes here. A log
+//! that cannot be written never fails a call. Each line is one `write` on a file opened
+//! for appending, so concurrent calls never interleave inside a line.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The log line of one call, filled in as the call goes.
+pub struct CallLog {
+    command: String,
+    object: String,
+    started: Instant,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    notes: Vec<String>,
+}
+
+impl CallLog {
+    pub fn start(command: &str, object: &str) -> CallLog {
+        CallLog {
+            command: command.to_string(),
+            object: object.to_string(),
+            started: Instant::now(),
+            bytes_in: 0,
+            bytes_out: 0,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Something worth recording that is not a failure (a warning, a detail).
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
+    /// Appends the line; `outcome` is `Ok` or the error that ends the call.
+    pub fn finish(self, outcome: &Result<(), anyhow::Error>) {
+        let Some(path) = log_path() else { return };
+        let result = match outcome {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("error: {}", crate::one_line(&format!("{e:#}"))),
+        };
+        let notes = if self.notes.is_empty() {
+            String::new()
+        } else {
+            format!(" notes=\"{}\"", self.notes.join("; ").replace('"', "'"))
+        };
+        let line =
+            format!(
+            "{} pid={} command={} object={} bytes_in={} bytes_out={} duration_ms={}{} outcome={}\n",
+            chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"),
+            std::process::id(),
+            self.command,
+            if self.object.is_empty() { "-" } else { &self.object },
+            self.bytes_in,
+            self.bytes_out,
+            self.started.elapsed().as_millis(),
+            notes,
+            result
+        );
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(&path)).and_then(|_| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(line.as_bytes()))
+        });
+    }
+}
+
+fn log_path() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let day = chrono::Local::now().format("%Y%m%d");
+    Some(
+        PathBuf::from(home)
+            .join("gpAdminLogs")
+            .join(format!("gpbackup_age_plugin_{day}.log")),
+    )
+}

@@ -1,0 +1,24 @@
+//! `gpbackup_age_plugin`: parse the command line, dispatch, and turn any error into one
+//! line on stderr and a non-zero exit.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gpbackup_age_plugin::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return gpbackup_age_plugin::commands::usage_error(e),
+    };
+    match gpbackup_age_plugin::commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "gpbackup_age_plugin: {}",
+                gpbackup_age_plugin::one_line(&format!("{e:#}"))
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

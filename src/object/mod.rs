@@ -1,0 +1,189 @@
+//! The object format: what lives inside the age payload of every stored object.
+//!
+//! The plaintext of the age file is a standard zstd stream, so `age -d | zstd -d`
+//! recovers the original bytes with stock tools. Our own records travel in zstd
+//! *skippable* frames, which `zstd -d` ignores:
+//!
+//! ```text
+//! ObjectHeader  (skippable)  format version, frame size, the object's name
+//! { FrameDescriptor (skippable)  kind, original length, length of the next frame
+//!   zstd frame                   one slice of the original, compressed or stored }*
+//! ObjectTrailer (skippable)  original length, frame count, SHA-256 of the original
+//! ```
+//!
+//! The descriptors form the frame index: a reader learns every frame's position in the
+//! original and its size in the stream without decompressing it. docs/FORMAT.md is the
+//! normative description; this module is its only encoder and parser.
+
+mod records;
+mod stored;
+
+pub use records::{FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer, Record};
+pub use stored::write_stored_frame;
+
+use std::fmt;
+use std::io::{self, Read};
+
+/// Magic number of our skippable frames (zstd reserves 0x184D2A50..=0x184D2A5F).
+pub const SKIPPABLE_MAGIC: u32 = 0x184D_2A5A;
+/// Magic number of a zstd frame.
+pub const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+/// The object format version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// Upper bound on a frame's original length accepted from storage, so a hostile length
+/// field cannot make a reader allocate without bound.
+pub const MAX_FRAME_SIZE: u32 = 64 << 20;
+/// Upper bound on the length of a recorded object name.
+pub const MAX_NAME_LEN: usize = 4096;
+/// Largest skippable payload we accept: a header with the longest name.
+const MAX_RECORD_LEN: u32 = 64 + MAX_NAME_LEN as u32;
+
+/// What is wrong with an object's plaintext.
+#[derive(Debug)]
+pub enum FormatError {
+    /// The plaintext ended in the middle of the object.
+    Truncated,
+    /// A record or frame is not what the format allows at this point.
+    Malformed(String),
+    /// Reading failed (decryption errors arrive here, carried in the io::Error).
+    Io(io::Error),
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatError::Truncated => write!(f, "object content is truncated"),
+            FormatError::Malformed(what) => write!(f, "object content is malformed: {what}"),
+            FormatError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+/// One unit of the plaintext stream.
+pub enum Unit {
+    /// One of our records.
+    Record(Record),
+    /// A zstd frame, as stored, announced by the preceding descriptor.
+    Frame(FrameDescriptor, Vec<u8>),
+}
+
+/// Reads the units of an object's plaintext in order and enforces the grammar:
+/// header, then descriptor + frame pairs, then trailer, then nothing.
+pub struct UnitReader<R: Read> {
+    input: R,
+    state: State,
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum State {
+    Start,
+    Frames,
+    Done,
+}
+
+impl<R: Read> UnitReader<R> {
+    pub fn new(input: R) -> Self {
+        UnitReader {
+            input,
+            state: State::Start,
+        }
+    }
+
+    /// The next unit; `Ok(None)` after the trailer once the input is confirmed to end.
+    pub fn next_unit(&mut self) -> Result<Option<Unit>, FormatError> {
+        if self.state == State::Done {
+            let mut probe = [0u8; 1];
+            return match read_full(&mut self.input, &mut probe)? {
+                0 => Ok(None),
+                _ => Err(FormatError::Malformed(
+                    "data after the object trailer".into(),
+                )),
+            };
+        }
+        let record = self.read_record()?;
+        match (&record, self.state) {
+            (Record::Header(_), State::Start) => {
+                self.state = State::Frames;
+                Ok(Some(Unit::Record(record)))
+            }
+            (Record::Trailer(_), State::Frames) => {
+                self.state = State::Done;
+                Ok(Some(Unit::Record(record)))
+            }
+            (Record::Descriptor(d), State::Frames) => {
+                let d = *d;
+                let mut frame = vec![0u8; d.frame_len as usize];
+                if read_full(&mut self.input, &mut frame)? != frame.len() {
+                    return Err(FormatError::Truncated);
+                }
+                if frame.len() < 4
+                    || u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) != ZSTD_MAGIC
+                {
+                    return Err(FormatError::Malformed(
+                        "descriptor not followed by a zstd frame".into(),
+                    ));
+                }
+                Ok(Some(Unit::Frame(d, frame)))
+            }
+            (_, State::Start) => Err(FormatError::Malformed(
+                "object does not start with its header record".into(),
+            )),
+            _ => Err(FormatError::Malformed("record out of order".into())),
+        }
+    }
+
+    /// Skips the bytes of a frame without keeping them (used by subset restores).
+    pub fn into_inner(self) -> R {
+        self.input
+    }
+
+    fn read_record(&mut self) -> Result<Record, FormatError> {
+        let mut head = [0u8; 8];
+        match read_full(&mut self.input, &mut head)? {
+            8 => {}
+            _ => return Err(FormatError::Truncated),
+        }
+        let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if magic != SKIPPABLE_MAGIC {
+            return Err(FormatError::Malformed(format!(
+                "expected a record, found magic {magic:#010x}"
+            )));
+        }
+        if len > MAX_RECORD_LEN {
+            return Err(FormatError::Malformed(format!(
+                "record of {len} bytes is too large"
+            )));
+        }
+        let mut payload = vec![0u8; len as usize];
+        if read_full(&mut self.input, &mut payload)? != payload.len() {
+            return Err(FormatError::Truncated);
+        }
+        Record::decode(&payload)
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns how much was read.
+pub fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> Result<usize, FormatError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FormatError::Io(e)),
+        }
+    }
+    Ok(filled)
+}
+
+/// Wraps a record payload in a skippable frame.
+fn skippable(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + payload.len());
+    out.extend_from_slice(&SKIPPABLE_MAGIC.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}

@@ -1,0 +1,25 @@
+//! The frame pipelines that turn an original stream into a stored object and back.
+//!
+//! Backup ([`encode`]): the calling thread reads the input in frames and hashes it, a
+//! pool of workers compresses frames independently, and an ordered writer seals them
+//! into the age payload. Restore ([`decode`]): the calling thread decrypts and splits
+//! the payload into frames, workers decompress them, and an ordered writer verifies and
+//! emits them. Channels between the stages are bounded, so memory does not grow with
+//! the stream. An input or object of a single frame never starts a thread: gpbackup
+//! starts one plugin process per table per segment, and most tables are small.
+
+pub mod decode;
+pub mod encode;
+pub mod ranges;
+
+pub use decode::{decode, DecodeError, DecodeOptions, DecodeReport};
+pub use encode::{encode, EncodeOptions, EncodeReport};
+pub use ranges::ByteRanges;
+
+/// Original bytes per frame. 2 MiB matches zstd's level-3 window, so independent frames
+/// lose little ratio, and keeps a frame's buffers small enough that the whole pipeline
+/// stays far below 64 MiB.
+pub const DEFAULT_FRAME_SIZE: usize = 2 << 20;
+
+/// Payload chunks sealed or opened per batch (1 MiB), split across threads.
+const SEAL_BATCH_CHUNKS: usize = 16;

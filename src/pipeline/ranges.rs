@@ -1,0 +1,128 @@
+//! The offsets file of `restore_data_subset`: one line `N s1 e1 s2 e2 …`, N byte ranges
+//! `[s, e)` of the original stream, to be written in order.
+
+use std::fmt;
+
+/// Sorted, non-overlapping, non-empty byte ranges of the original stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteRanges(Vec<(u64, u64)>);
+
+/// Why an offsets file was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RangesError(pub String);
+
+impl fmt::Display for RangesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RangesError {}
+
+/// More ranges than any restore asks for; bounds what a hostile file can make us hold.
+const MAX_RANGES: usize = 1 << 20;
+
+impl ByteRanges {
+    /// Parses the offsets file's text.
+    pub fn parse(text: &str) -> Result<ByteRanges, RangesError> {
+        let err = |m: String| Err(RangesError(m));
+        let mut words = text.split_ascii_whitespace();
+        let count: usize = match words.next().map(str::parse) {
+            Some(Ok(n)) => n,
+            Some(Err(_)) => return err("the range count is not a number".into()),
+            None => return err("the offsets file is empty".into()),
+        };
+        if count > MAX_RANGES {
+            return err(format!("{count} ranges is more than {MAX_RANGES}"));
+        }
+        let mut ranges = Vec::with_capacity(count);
+        let mut prev_end = 0u64;
+        for i in 0..count {
+            let mut number = |what: &str| -> Result<u64, RangesError> {
+                match words.next().map(str::parse::<u64>) {
+                    Some(Ok(v)) => Ok(v),
+                    Some(Err(_)) => Err(RangesError(format!(
+                        "range {}: the {what} offset is not a non-negative number",
+                        i + 1
+                    ))),
+                    None => Err(RangesError(format!(
+                        "the file announces {count} ranges but holds only {i}"
+                    ))),
+                }
+            };
+            let start = number("start")?;
+            let end = number("end")?;
+            if end < start {
+                return err(format!(
+                    "range {}: end {end} is before start {start}",
+                    i + 1
+                ));
+            }
+            if start < prev_end {
+                return err(format!(
+                    "range {} [{start}, {end}) overlaps or precedes the range before it (ranges must be sorted and disjoint)",
+                    i + 1
+                ));
+            }
+            prev_end = end;
+            if end > start {
+                ranges.push((start, end));
+            }
+        }
+        if words.next().is_some() {
+            return err(format!("more numbers than the {count} ranges announced"));
+        }
+        Ok(ByteRanges(ranges))
+    }
+
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.0
+    }
+
+    /// Where the last range ends: nothing past it is needed.
+    pub fn end(&self) -> u64 {
+        self.0.last().map_or(0, |r| r.1)
+    }
+
+    /// The parts of `[offset, offset + len)` to output, relative to `offset`, in order.
+    pub fn within(&self, offset: u64, len: u64) -> Vec<std::ops::Range<usize>> {
+        let end = offset + len;
+        let first = self.0.partition_point(|r| r.1 <= offset);
+        self.0[first..]
+            .iter()
+            .take_while(|r| r.0 < end)
+            .map(|&(s, e)| (s.max(offset) - offset) as usize..(e.min(end) - offset) as usize)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_facts_example() {
+        let r = ByteRanges::parse("1 3 10\n").unwrap();
+        assert_eq!(r.ranges(), &[(3, 10)]);
+        assert_eq!(r.within(0, 5), vec![3..5]);
+        assert_eq!(r.within(5, 100), vec![0..5]);
+        assert!(r.within(10, 5).is_empty());
+    }
+
+    #[test]
+    fn refuses_bad_files() {
+        for bad in [
+            "",
+            "x",
+            "2 0 5",
+            "1 5 3",
+            "2 0 5 4 8",
+            "2 5 8 0 1",
+            "1 0 5 9",
+            "1 -1 4",
+        ] {
+            assert!(ByteRanges::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(ByteRanges::parse("2 0 5 5 8").is_ok());
+    }
+}
