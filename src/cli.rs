@@ -107,4 +107,177 @@ pub enum Command {
         config_path: PathBuf,
         directory: String,
     },
+    /// Operator: write a new age identity (private key) file and print its recipient.
+    #[command(name = "keygen", long_about = KEYGEN_HELP)]
+    Keygen(KeygenArgs),
+    /// Operator: bring every object of backup sets to the config's current recipients.
+    #[command(name = "rotate", long_about = ROTATE_HELP)]
+    Rotate(RotateArgs),
+    /// Operator: check every object of backup sets end to end, writing no plaintext.
+    #[command(name = "verify", long_about = VERIFY_HELP)]
+    Verify(VerifyArgs),
+    /// Operator: show what a stored object says about itself (more with a key).
+    #[command(name = "inspect", long_about = INSPECT_HELP)]
+    Inspect(InspectArgs),
+}
+
+const KEYGEN_HELP: &str = "\
+Writes a new age X25519 identity (private key) to IDENTITY_FILE in the format of \
+age-keygen (`# created:`, `# public key:` and the AGE-SECRET-KEY-1... line), and prints \
+its recipient (public key, age1...) on stdout.
+
+The file is created with mode 0600 and never overwrites anything: if IDENTITY_FILE \
+exists, keygen fails. Put the printed recipient in the plugin config (recipients or \
+recipients_file) on backup hosts; keep the identity file on restore hosts only, plus an \
+offline copy. keys/README.md has the whole key-management guide.";
+
+const ROTATE_HELP: &str = "\
+For each backup set named by its timestamp, brings every object gpbackup stored through \
+this plugin to the recipients the config names now (recipients / recipients_file), \
+unwrapping each object's file key with the identity_file keyring (or --identity).
+
+Finding the objects. Inner plugins cannot list, so the set is derived from gpbackup's \
+own metadata, read through the inner plugin: gpbackup_<ts>_config.yaml (segmentcount, \
+singledatafile, compressiontype, withstatistics) and gpbackup_<ts>_toc.yaml (the oids of \
+the tables whose data was written) name every file of the coordinator and every data \
+file and TOC of every segment. Objects are addressed as \
+/gpbackup_age_plugin_admin/backups/<YYYYMMDD>/<ts>/<basename>; inner plugins key objects \
+on the last components of a path, so this reaches what gpbackup stored from any \
+segment directory.
+
+Re-wrapping (default): the object's file key is wrapped for the new recipients in a \
+new age header with a new header MAC, and every byte after the header is copied \
+unchanged. The result is a standard age file that stock `age -d` opens with a new key \
+and no longer with a retired one. --reencrypt instead decrypts and re-encrypts each \
+object under a fresh file key, for when a file key itself may have leaked; the \
+plaintext only passes through memory.
+
+Safety. Plaintext is never written anywhere. Before an object is replaced, the copy \
+that will replace it is checked: the header must open with the keyring (header MAC), \
+and the payload's first chunk and its final chunk must authenticate, the final one \
+sealed as last and ending exactly where the copy ends, so a cut-short, padded or \
+mismatched download never replaces an object. --check-payload authenticates every \
+chunk instead (one decryption pass); `verify` checks everything afterwards.
+
+Staged mode (default) works with ANY inner plugin, including one that overwrites in \
+place non-atomically (a plain `cat > object`): the current ciphertext is first copied \
+to a file (mode 0600) under --work-dir, checked and synced to disk, and only then is \
+the object overwritten. If the overwrite fails, the staged copy is uploaded again; if \
+that fails too, the copy is kept, named in the error, and the next run uploads it when \
+the stored object no longer reads. So every object exists intact in storage or in \
+--work-dir at all times, even if rotate is killed. It needs free space under \
+--work-dir for --parallel objects at a time (twice that with --reencrypt) and costs \
+about a download plus an upload per object.
+
+--streaming stages nothing: each object is piped from restore_data straight into \
+backup_data of the same object, and the inner plugin is killed (so it commits nothing) \
+unless the check passed. Use it ONLY with an inner plugin that replaces an object \
+atomically, i.e. makes the new object visible only once it is complete: \
+gpbackup_s3_plugin (S3 uploads commit on completion), examples/local_plugin.sh without \
+naive_overwrite. It costs about as much as copying the object through the inner \
+plugin. On SIGTERM, SIGINT or SIGHUP the inner plugin is killed first and commits \
+nothing; only if rotate itself is SIGKILLed (or the host fails) mid-object can an inner \
+plugin that commits whatever it read at end of input (gpbackup_s3_plugin does) keep a \
+cut-short object: `verify` finds it, and the backup's other copies are its remedy. \
+Staged mode has no such window.
+
+Re-runs. Each object replaced is recorded in a journal under --work-dir (the SHA-256 of \
+the header written and the key ids of its recipients; nothing secret). A re-run reads \
+only the header of each object and skips those the journal shows were written for the \
+same recipients; anything else is rotated again, which needs the keyring to open it: \
+keep the new identity in identity_file until the rotation is complete. --force ignores \
+the journal; --reencrypt never skips. Use the same --work-dir for a re-run.
+
+Output. A summary line per timestamp on stdout (objects rotated, already done, failed; \
+bytes read; the key ids of the new recipients: the first 8 hex digits of the SHA-256 \
+of each recipient string). One line on stderr per failed object, naming it and the \
+cause. Exit status non-zero if any object failed. A progress bar when stderr is a \
+terminal. Each object also gets a line in the call log.";
+
+const VERIFY_HELP: &str = "\
+For each backup set named by its timestamp, reads every object through the inner plugin \
+and checks it end to end, as a restore would: the age header opens with the keyring, \
+every payload chunk authenticates, the object format is intact, the object carries its \
+own name (it was not swapped under another name), and the restored length and SHA-256 \
+match what was recorded at backup. Nothing is written anywhere.
+
+The set's objects are found from gpbackup's config.yaml and toc.yaml, as for rotate. \
+--identity FILE (repeatable) replaces the config's identity_file keyring for the \
+check, which answers \"is every object of this backup readable with this key?\"; the \
+set's config.yaml and toc.yaml may still be read with the config's keyring to find \
+the objects, so a key that opens nothing gets one failure line per object.
+
+Prints one line on stderr per failed object, naming it and the reason, and a summary \
+line per timestamp on stdout with the key ids that opened the objects. Exit status is \
+non-zero if any object failed.";
+
+const INSPECT_HELP: &str = "\
+Prints what a stored object (a file copied from storage) says about itself, as \
+`key: value` lines. Without a key: the age format version, header size, payload and \
+total size, and the number and kinds of recipient stanzas. With --identity: also the \
+name it was stored under, the original length and SHA-256, its frames (count, size, \
+compressed or stored) and whether it verifies end to end. Writes no plaintext.";
+
+/// Arguments of `keygen`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KeygenArgs {
+    /// The identity file to create (must not exist).
+    pub identity_file: PathBuf,
+}
+
+/// Arguments of `rotate`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RotateArgs {
+    /// The plugin config (the one gpbackup uses, or a copy with the new recipients).
+    pub config_path: PathBuf,
+    /// The backup timestamps (YYYYMMDDHHMMSS), one or more.
+    #[arg(required = true)]
+    pub timestamps: Vec<String>,
+    /// Decrypt and re-encrypt every object under a fresh file key instead of re-wrapping.
+    #[arg(long)]
+    pub reencrypt: bool,
+    /// Objects processed at the same time.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+    /// Pipe objects straight back without staging: ONLY for inner plugins that replace objects atomically.
+    #[arg(long)]
+    pub streaming: bool,
+    /// Where staged copies and the journal live (default: $TMPDIR or /tmp); re-runs must use the same one.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Identity file to unwrap with, instead of the config's identity_file (repeatable).
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    /// Authenticate every payload chunk before replacing an object, not just the first and last (one decryption pass).
+    #[arg(long)]
+    pub check_payload: bool,
+    /// Rotate every object again, ignoring the journal of earlier runs.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `verify`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// The plugin config.
+    pub config_path: PathBuf,
+    /// The backup timestamps (YYYYMMDDHHMMSS), one or more.
+    #[arg(required = true)]
+    pub timestamps: Vec<String>,
+    /// Identity file to open the objects with, instead of the config's identity_file (repeatable).
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    /// Objects checked at the same time.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+}
+
+/// Arguments of `inspect`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InspectArgs {
+    /// A stored object (as the inner plugin keeps it: an age file).
+    pub object_file: PathBuf,
+    /// Identity file to open the object with (repeatable).
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
 }

@@ -101,6 +101,11 @@ impl PluginConfig {
             options.insert(key, value);
         }
         check_unknown_own_keys(&options, path)?;
+        for key in ["identity_file", "recipients_file", "inner_executablepath"] {
+            if let Some(value) = options.get(key) {
+                refuse_inline_secret(key, value)?;
+            }
+        }
         let mut take = |key: &str| options.remove(key);
 
         let inner = take("inner_executablepath").ok_or_else(|| {
@@ -228,6 +233,18 @@ fn parse_switch(value: Option<String>, key: &str) -> Result<bool> {
     }
 }
 
+/// A private key pasted where a path belongs would otherwise be echoed by every error
+/// about that path ("cannot read AGE-SECRET-KEY-1…"), on stderr and in the call log.
+fn refuse_inline_secret(key: &str, value: &str) -> Result<()> {
+    let upper = value.to_ascii_uppercase();
+    if upper.contains("AGE-SECRET-KEY-") || upper.contains("-----BEGIN") {
+        bail!(
+            "option {key} holds a private key itself, not the path of a file (the value is not shown); write the key to a file readable only by its owner (chmod 600) and give that file's path"
+        );
+    }
+    Ok(())
+}
+
 /// Refuses keys that look like a mistyped option of ours: forwarding `recipient:` to the
 /// inner plugin would otherwise silently mean "no recipients".
 fn check_unknown_own_keys(options: &BTreeMap<String, String>, path: &Path) -> Result<()> {
@@ -236,9 +253,18 @@ fn check_unknown_own_keys(options: &BTreeMap<String, String>, path: &Path) -> Re
             continue;
         }
         let lower = key.to_ascii_lowercase();
+        // Near misses: a small edit, or one of ours cut short (`stall_timeout`) or
+        // extended (`compression_lvl`); short names only by edit distance. The
+        // closest one is the hint.
         let near = OWN_OPTIONS
             .iter()
-            .find(|own| lower == **own || edit_distance(&lower, own) <= 2);
+            .filter(|own| {
+                lower == **own
+                    || edit_distance(&lower, own) <= 2
+                    || (lower.len() >= 6 && own.starts_with(lower.as_str()))
+                    || (own.len() >= 10 && lower.starts_with(**own))
+            })
+            .min_by_key(|own| edit_distance(&lower, own));
         let looks_ours = ["recipient", "identit", "inner_", "age_"]
             .iter()
             .any(|p| lower.contains(p));
@@ -325,7 +351,7 @@ mod tests {
     #[test]
     fn distance() {
         assert_eq!(edit_distance("recipient", "recipients"), 1);
-        assert_eq!(edit_distance("bucket", "workers"), 6);
+        assert_eq!(edit_distance("bucket", "workers"), 5);
     }
 
     #[test]

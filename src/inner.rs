@@ -5,23 +5,41 @@
 //! options, because inner plugins such as gpbackup_s3_plugin reject keys they do not know.
 //!
 //! A data-moving child must never see end-of-file on its stdin unless the stream is
-//! complete: gpbackup_s3_plugin commits whatever it has read when stdin closes. So an
-//! [`InnerWriter`] that is not finished explicitly kills the child *before* its stdin is
-//! closed, and the child is tied to our lifetime (see [`spawn`]).
+//! complete: gpbackup_s3_plugin commits whatever it has read when stdin closes. So:
+//! - an [`InnerWriter`] that is not finished explicitly kills the child *before* its
+//!   stdin is closed;
+//! - every child runs in a process group of its own, and killing means killing the
+//!   group, so a shell-script plugin's own children (a `cat > tmp`) die too;
+//! - SIGTERM, SIGINT and SIGHUP sent to us kill the children and remove their configs
+//!   before we exit ([`guard`]);
+//! - a backup_data child is started through `setpriv --pdeathsig KILL` where util-linux
+//!   provides it, so the kernel kills it if we are killed with SIGKILL.
+//!
+//! An optional stall timeout turns a hung child into an error ([`Watchdog`]).
+
+mod guard;
+mod watchdog;
 
 use std::io::{self, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
 use crate::config::{io_reason, PluginConfig};
+use watchdog::Watchdog;
 
 /// How much of the inner plugin's stderr we keep for the error message.
 const STDERR_KEEP: usize = 16 * 1024;
+/// Pipe capacity asked for between us and the child: fewer, larger transfers.
+const PIPE_SIZE: usize = 1 << 20;
+/// util-linux's setpriv, used to tie a data writer's life to ours.
+const SETPRIV: &str = "/usr/bin/setpriv";
 
-/// The config file written for one call of the inner plugin; removed on drop.
+/// The config file written for one call of the inner plugin; removed on drop, and by
+/// the signal guard if we are told to stop.
 pub struct InnerConfig {
     file: tempfile::TempPath,
 }
@@ -45,12 +63,14 @@ impl InnerConfig {
             };
             text.push_str(&format!("  {key}: {}\n", yaml_quote(value)));
         }
+        guard::install();
         // tempfile creates the file with O_EXCL and mode 0600 under a random name.
         let mut file = tempfile::Builder::new()
             .prefix("gpbackup_age_plugin_inner_")
             .suffix(".yaml")
             .tempfile()
             .context("cannot create the inner plugin's config in the temp directory")?;
+        guard::track_file(file.path());
         file.write_all(text.as_bytes())
             .and_then(|_| file.flush())
             .context("cannot write the inner plugin's config")?;
@@ -61,6 +81,12 @@ impl InnerConfig {
 
     pub fn path(&self) -> &Path {
         &self.file
+    }
+}
+
+impl Drop for InnerConfig {
+    fn drop(&mut self) {
+        guard::untrack_file(&self.file);
     }
 }
 
@@ -88,6 +114,7 @@ fn yaml_quote(value: &str) -> String {
 pub struct InnerPlugin {
     executable: PathBuf,
     config: InnerConfig,
+    stall_timeout: Option<Duration>,
 }
 
 impl InnerPlugin {
@@ -95,69 +122,88 @@ impl InnerPlugin {
         Ok(InnerPlugin {
             executable: config.inner_executable.clone(),
             config: InnerConfig::write(config)?,
+            stall_timeout: config.stall_timeout,
         })
     }
 
-    fn command(&self, command: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.executable);
+    fn command(&self, command: &str, args: &[&str], die_with_us: bool) -> Command {
+        let mut cmd = if die_with_us && Path::new(SETPRIV).exists() {
+            let mut cmd = Command::new(SETPRIV);
+            cmd.args(["--pdeathsig", "KILL", "--"])
+                .arg(&self.executable);
+            cmd
+        } else {
+            Command::new(&self.executable)
+        };
         cmd.arg(command).arg(self.config.path()).args(args);
+        cmd.process_group(0);
         cmd
     }
 
-    fn describe(&self, command: &str) -> String {
-        format!("inner plugin {} {command}", self.executable.display())
+    fn start(&self, mut cmd: Command, command: &str) -> Result<Running> {
+        let what = format!("inner plugin {} {command}", self.executable.display());
+        cmd.stderr(Stdio::piped());
+        let child = cmd
+            .spawn()
+            .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?;
+        Ok(Running::new(child, what, self.stall_timeout))
     }
 
     /// Runs a command whose stdout passes through to ours (hooks, deletes, listings).
     pub fn run(&self, command: &str, args: &[&str]) -> Result<()> {
-        let mut cmd = self.command(command, args);
+        let mut cmd = self.command(command, args, false);
         cmd.stdin(Stdio::null()).stdout(Stdio::inherit());
-        let child = spawn(cmd, &self.describe(command))?;
-        Running::new(child, self.describe(command)).finish(false)
+        let running = self.start(cmd, command)?;
+        running.watchdog.enter();
+        running.finish(false)
     }
 
     /// Starts a command that reads our ciphertext on its stdin (backup_data).
     pub fn writer(&self, command: &str, args: &[&str]) -> Result<InnerWriter> {
-        let mut cmd = self.command(command, args);
+        let mut cmd = self.command(command, args, true);
         cmd.stdin(Stdio::piped()).stdout(Stdio::inherit());
-        let mut child = spawn(cmd, &self.describe(command))?;
-        let stdin = child.stdin.take().expect("stdin is piped");
+        let mut running = self.start(cmd, command)?;
+        let stdin = running.child.stdin.take();
+        if let Some(pipe) = &stdin {
+            let _ = rustix::pipe::fcntl_setpipe_size(pipe, PIPE_SIZE);
+        }
         Ok(InnerWriter {
-            stdin: Some(stdin),
-            running: Some(Running::new(child, self.describe(command))),
+            stdin,
+            running: Some(running),
         })
     }
 
     /// Starts a command that writes ciphertext on its stdout (restore_data).
     pub fn reader(&self, command: &str, args: &[&str]) -> Result<InnerReader> {
-        let mut cmd = self.command(command, args);
+        let mut cmd = self.command(command, args, false);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        let mut child = spawn(cmd, &self.describe(command))?;
-        let stdout = child.stdout.take();
+        let mut running = self.start(cmd, command)?;
+        let stdout = running.child.stdout.take();
+        if let Some(pipe) = &stdout {
+            let _ = rustix::pipe::fcntl_setpipe_size(pipe, PIPE_SIZE);
+        }
         Ok(InnerReader {
             stdout,
-            running: Some(Running::new(child, self.describe(command))),
+            running: Some(running),
+            read: 0,
         })
     }
 }
 
-/// Starts the child with stderr captured.
-fn spawn(mut cmd: Command, what: &str) -> Result<Child> {
-    cmd.stderr(Stdio::piped());
-    cmd.spawn()
-        .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))
-}
-
-/// A started child and the thread collecting its stderr.
+/// A started child, the thread collecting its stderr, and its watchdog.
 struct Running {
     child: Child,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    /// Delivers the child's stderr once the pipe closes.
+    stderr: Option<crossbeam_channel::Receiver<Vec<u8>>>,
     what: String,
+    watchdog: Watchdog,
 }
 
 impl Running {
-    fn new(mut child: Child, what: String) -> Running {
+    fn new(mut child: Child, what: String, stall_timeout: Option<Duration>) -> Running {
+        guard::track_group(child.id());
         let stderr = child.stderr.take().map(|mut err| {
+            let (tx, rx) = crossbeam_channel::bounded(1);
             std::thread::spawn(move || {
                 let mut kept = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -169,26 +215,27 @@ impl Running {
                     let room = STDERR_KEEP.saturating_sub(kept.len());
                     kept.extend_from_slice(&buf[..n.min(room)]);
                 }
-                kept
-            })
+                let _ = tx.send(kept);
+            });
+            rx
         });
+        let watchdog = Watchdog::start(child.id(), stall_timeout);
         Running {
             child,
             stderr,
             what,
+            watchdog,
         }
     }
 
+    /// What the child said on stderr, on one line. A child's own children may hold the
+    /// pipe open after it is gone, so this waits only briefly once the child is reaped.
     fn collect_stderr(&mut self) -> String {
-        let bytes = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        String::from_utf8_lossy(&bytes)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
+        let Some(rx) = self.stderr.take() else {
+            return String::new();
+        };
+        let bytes = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+        crate::one_line(&String::from_utf8_lossy(&bytes))
     }
 
     /// Waits for the child. Fails on a non-zero exit, and also on stderr text when
@@ -197,75 +244,103 @@ impl Running {
         let status = self
             .child
             .wait()
-            .with_context(|| format!("waiting for {}", self.what))?;
+            .with_context(|| format!("waiting for {}", self.what));
+        self.watchdog.stop();
         let stderr = self.collect_stderr();
-        check_status(&self.what, status, &stderr, stderr_is_failure)
+        self.check(status?, &stderr, stderr_is_failure)
+    }
+
+    fn check(&self, status: ExitStatus, stderr: &str, stderr_is_failure: bool) -> Result<()> {
+        let what = &self.what;
+        if let Some(limit) = self.watchdog.stalled() {
+            return Err(anyhow!(
+                "{what} stalled: no data moved for {} s (stall_timeout_seconds), so it was killed",
+                limit.as_secs()
+            ));
+        }
+        let said = if stderr.is_empty() {
+            String::new()
+        } else {
+            format!(": {stderr}")
+        };
+        if let Some(sig) = status.signal() {
+            return Err(anyhow!("{what} was killed by signal {sig}{said}"));
+        }
+        if !status.success() {
+            return Err(anyhow!(
+                "{what} failed with exit status {}{}",
+                status.code().unwrap_or(-1),
+                if said.is_empty() {
+                    " and no message".to_string()
+                } else {
+                    said
+                }
+            ));
+        }
+        if stderr_is_failure && !stderr.is_empty() {
+            return Err(anyhow!("{what} wrote to stderr{said}"));
+        }
+        Ok(())
+    }
+
+    /// Kills the child's process group and reaps the child.
+    fn kill(&mut self) {
+        guard::kill_group(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.watchdog.stop();
     }
 
     /// Stops the child: if it already ended, or ends within `grace`, its own failure
     /// (exit status and stderr) is returned as the better explanation of what went
     /// wrong; otherwise it is killed and `None` is returned.
-    fn stop(mut self, grace: std::time::Duration) -> Option<anyhow::Error> {
-        let deadline = std::time::Instant::now() + grace;
+    fn stop(mut self, grace: Duration) -> Option<anyhow::Error> {
+        let deadline = Instant::now() + grace;
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break Some(status),
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(5))
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
                 }
                 _ => break None,
             }
         };
         match status {
             Some(status) => {
-                use std::os::unix::process::ExitStatusExt;
+                // The group may still hold children of the plugin's own.
+                guard::kill_group(self.child.id());
+                self.watchdog.stop();
                 let stderr = self.collect_stderr();
-                // Killed by SIGPIPE: it was still writing when we stopped reading.
-                if status.signal() == Some(13) {
+                // Killed by SIGPIPE (or, for a shell-script plugin, a child of it was:
+                // exit status 128 + 13): it was still writing when we stopped reading.
+                if status.signal() == Some(13)
+                    || (status.code() == Some(128 + 13) && stderr.is_empty())
+                {
                     return None;
                 }
-                check_status(&self.what, status, &stderr, true).err()
+                self.check(status, &stderr, true).err()
             }
             None => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                self.kill();
                 let stderr = self.collect_stderr();
+                if let Some(limit) = self.watchdog.stalled() {
+                    return Some(anyhow!(
+                        "{} stalled: no data moved for {} s (stall_timeout_seconds), so it was killed",
+                        self.what,
+                        limit.as_secs()
+                    ));
+                }
                 (!stderr.is_empty()).then(|| anyhow!("{} said: {stderr}", self.what))
             }
         }
     }
 }
 
-fn check_status(
-    what: &str,
-    status: ExitStatus,
-    stderr: &str,
-    stderr_is_failure: bool,
-) -> Result<()> {
-    use std::os::unix::process::ExitStatusExt;
-    let said = if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(": {stderr}")
-    };
-    if let Some(sig) = status.signal() {
-        return Err(anyhow!("{what} was killed by signal {sig}{said}"));
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.watchdog.stop();
+        guard::untrack_group(self.child.id());
     }
-    if !status.success() {
-        return Err(anyhow!(
-            "{what} failed with exit status {}{}",
-            status.code().unwrap_or(-1),
-            if said.is_empty() {
-                " and no message".to_string()
-            } else {
-                said
-            }
-        ));
-    }
-    if stderr_is_failure && !stderr.is_empty() {
-        return Err(anyhow!("{what} wrote to stderr{said}"));
-    }
-    Ok(())
 }
 
 /// The stdin side of a data-moving inner command. Dropping it without
@@ -279,38 +354,45 @@ impl InnerWriter {
     /// Closes stdin (the stream is complete) and waits for the child to commit.
     pub fn finish(mut self) -> Result<()> {
         drop(self.stdin.take());
-        self.running.take().expect("finished once").finish(false)
+        let running = self.running.take().expect("finished once");
+        running.watchdog.enter();
+        running.finish(false)
     }
 
     /// Gives up on the stream: the child is killed *before* its stdin is closed, so it
     /// sees no end-of-file and commits nothing. If the child had already failed on its
-    /// own (the usual reason a write fails), that failure is returned.
+    /// own (the usual reason a write fails), that failure is returned; if it is not
+    /// known yet (the child was still exiting), what is known is: it stopped reading.
     pub fn abort(mut self) -> Option<anyhow::Error> {
-        self.kill_first()
+        let what = self.running.as_ref().map(|r| r.what.clone());
+        self.kill_first().or_else(|| {
+            what.map(|what| {
+                anyhow!("{what} stopped reading its input before the end of the stream")
+            })
+        })
     }
 
     fn kill_first(&mut self) -> Option<anyhow::Error> {
-        let failure = self
-            .running
-            .take()
-            .and_then(|r| r.stop(std::time::Duration::ZERO));
+        let failure = self.running.take().and_then(|r| r.stop(Duration::ZERO));
         drop(self.stdin.take());
         failure
+    }
+
+    fn pipe(&mut self) -> io::Result<&mut ChildStdin> {
+        self.stdin
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the inner plugin's stdin is closed"))
     }
 }
 
 impl Write for InnerWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stdin.as_mut().expect("open until finished").write(buf)
-    }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.stdin
-            .as_mut()
-            .expect("open until finished")
-            .write_all(buf)
+        let watchdog = self.running.as_ref().map(|r| r.watchdog.clone());
+        let _in_call = watchdog.as_ref().map(Watchdog::call);
+        self.pipe()?.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.stdin.as_mut().expect("open until finished").flush()
+        self.pipe()?.flush()
     }
 }
 
@@ -324,44 +406,55 @@ impl Drop for InnerWriter {
 pub struct InnerReader {
     stdout: Option<ChildStdout>,
     running: Option<Running>,
+    read: u64,
 }
 
 /// How long a failed read waits for the inner plugin to explain itself.
-const READER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+const READER_GRACE: Duration = Duration::from_secs(2);
 
 impl InnerReader {
+    /// Ciphertext bytes read from the child so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read
+    }
+
     /// Waits for the child after its stream was read to the end; any stderr text is a
     /// failure, as it would be for gprestore.
     pub fn finish(mut self) -> Result<()> {
         drop(self.stdout.take());
-        self.running.take().expect("finished once").finish(true)
+        let running = self.running.take().expect("finished once");
+        running.watchdog.enter();
+        running.finish(true)
     }
 
     /// Stops the child after `ours` went wrong (or after a subset restore has all it
     /// needs, with `ours` = None). The child's own failure, if it failed, explains more
     /// than a decode error on its output, so it wins.
     pub fn abort(mut self, ours: Option<anyhow::Error>) -> Option<anyhow::Error> {
-        drop(self.stdout.take());
-        let grace = if ours.is_some() {
-            READER_GRACE
-        } else {
-            std::time::Duration::ZERO
+        let Some(ours) = ours else {
+            // Stopped early with all it needed: the child is stopped *before* its stdout
+            // closes, so nothing it says from now on is caused by us, and what it said
+            // before (stderr text, a failure) still fails the restore, as for gprestore.
+            let theirs = self.running.take().and_then(|r| r.stop(Duration::ZERO));
+            drop(self.stdout.take());
+            return theirs;
         };
-        let theirs = self.running.take().and_then(|r| r.stop(grace));
-        match (theirs, ours) {
-            (Some(theirs), Some(_)) => Some(theirs),
-            (None, ours) => ours,
-            (Some(_), None) => None,
-        }
+        drop(self.stdout.take());
+        let theirs = self.running.take().and_then(|r| r.stop(READER_GRACE));
+        Some(theirs.unwrap_or(ours))
     }
 }
 
 impl Read for InnerReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.stdout.as_mut() {
-            Some(out) => out.read(buf),
-            None => Ok(0),
-        }
+        let watchdog = self.running.as_ref().map(|r| r.watchdog.clone());
+        let _in_call = watchdog.as_ref().map(Watchdog::call);
+        let n = match self.stdout.as_mut() {
+            Some(out) => out.read(buf)?,
+            None => 0,
+        };
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -369,7 +462,7 @@ impl Drop for InnerReader {
     fn drop(&mut self) {
         drop(self.stdout.take());
         if let Some(running) = self.running.take() {
-            running.stop(std::time::Duration::ZERO);
+            running.stop(Duration::ZERO);
         }
     }
 }

@@ -7,10 +7,12 @@
 //! - [`inner`]: the inner plugin process and its config.
 //! - [`config`], [`keys`]: the plugin config, recipients and identities.
 //! - [`commands`]: the plugin API commands; [`cli`]: their command line.
+//! - [`admin`]: the operator commands (keygen, rotate, verify, inspect).
 //! - [`log`]: the per-call log file.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod age_file;
 pub mod cli;
 pub mod commands;

@@ -52,7 +52,7 @@ impl CallLog {
         };
         let line =
             format!(
-            "{} pid={} command={} object={} bytes_in={} bytes_out={} duration_ms={}{} outcome={}\n",
+            "{} pid={} command={} object={} bytes_in={} bytes_out={} duration_ms={} peak_rss_kib={}{} outcome={}\n",
             chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"),
             std::process::id(),
             self.command,
@@ -60,6 +60,7 @@ impl CallLog {
             self.bytes_in,
             self.bytes_out,
             self.started.elapsed().as_millis(),
+            peak_rss_kib(),
             notes,
             result
         );
@@ -71,6 +72,17 @@ impl CallLog {
                 .and_then(|mut f| f.write_all(line.as_bytes()))
         });
     }
+}
+
+/// Our peak resident set size so far (VmHWM), for the log: what memory a call took.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 fn log_path() -> Option<PathBuf> {

@@ -62,6 +62,10 @@ pub fn run(cli: Cli) -> Result<()> {
             config_path,
             directory,
         } => forward::management(&config_path, "list_directory", &directory),
+        Command::Keygen(a) => crate::admin::keygen::keygen(&a),
+        Command::Rotate(a) => crate::admin::rotate::rotate(&a),
+        Command::Verify(a) => crate::admin::verify::verify(&a),
+        Command::Inspect(a) => crate::admin::inspect::inspect(&a),
     }
 }
 
@@ -69,17 +73,27 @@ pub fn run(cli: Cli) -> Result<()> {
 pub fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        // No command at all: a caller that does nothing useful must not look successful.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("gpbackup_age_plugin: no command given; run gpbackup_age_plugin --help");
+            return ExitCode::from(2);
+        }
         _ => {}
     }
+    // The message is the first paragraph (for a missing argument, its names follow on
+    // the next lines), folded onto one line.
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid command line");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let first = crate::one_line(text.split("\n\n").next().unwrap_or(""));
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
+    let first = if first.is_empty() {
+        "invalid command line"
+    } else {
+        first
+    };
     let hint = match e.kind() {
         ErrorKind::InvalidSubcommand => {
             " (not a plugin API command; unknown commands are never forwarded to the inner plugin, since one that moves data would bypass encryption)"

@@ -173,7 +173,7 @@ fn restore(
         Err(e) => return Err(fail(input, anyhow!("reading from the inner plugin: {e}"))),
     };
     if !looks_like_age(&head) {
-        if head.is_empty() {
+        if head.is_empty() && !config.allow_plaintext_restore {
             return Err(fail(input, anyhow!("the inner plugin returned an empty object (not one written by gpbackup_age_plugin)")));
         }
         if !config.allow_plaintext_restore {
@@ -191,6 +191,7 @@ fn restore(
     };
     match pipeline::decode(&mut input, out, &identities, &opts) {
         Ok(report) => {
+            log.bytes_in = input.get_ref().bytes_read();
             log.bytes_out = report.bytes_out;
             log.note(format!("frames={}", report.frames));
             if report.trailer.is_some() {

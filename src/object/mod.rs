@@ -19,7 +19,7 @@ mod records;
 mod stored;
 
 pub use records::{FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer, Record};
-pub use stored::write_stored_frame;
+pub use stored::{emit_stored_frame, stored_frame_len, write_stored_frame};
 
 use std::fmt;
 use std::io::{self, Read};
@@ -95,7 +95,7 @@ impl<R: Read> UnitReader<R> {
     pub fn next_unit(&mut self) -> Result<Option<Unit>, FormatError> {
         if self.state == State::Done {
             let mut probe = [0u8; 1];
-            return match read_full(&mut self.input, &mut probe)? {
+            return match read_full(&mut self.input, &mut probe).map_err(FormatError::Io)? {
                 0 => Ok(None),
                 _ => Err(FormatError::Malformed(
                     "data after the object trailer".into(),
@@ -114,8 +114,13 @@ impl<R: Read> UnitReader<R> {
             }
             (Record::Descriptor(d), State::Frames) => {
                 let d = *d;
-                let mut frame = vec![0u8; d.frame_len as usize];
-                if read_full(&mut self.input, &mut frame)? != frame.len() {
+                // Read into fresh capacity rather than a zeroed buffer: frames are large.
+                let mut frame = Vec::with_capacity(d.frame_len as usize);
+                (&mut self.input)
+                    .take(u64::from(d.frame_len))
+                    .read_to_end(&mut frame)
+                    .map_err(FormatError::Io)?;
+                if frame.len() != d.frame_len as usize {
                     return Err(FormatError::Truncated);
                 }
                 if frame.len() < 4
@@ -134,14 +139,9 @@ impl<R: Read> UnitReader<R> {
         }
     }
 
-    /// Skips the bytes of a frame without keeping them (used by subset restores).
-    pub fn into_inner(self) -> R {
-        self.input
-    }
-
     fn read_record(&mut self) -> Result<Record, FormatError> {
         let mut head = [0u8; 8];
-        match read_full(&mut self.input, &mut head)? {
+        match read_full(&mut self.input, &mut head).map_err(FormatError::Io)? {
             8 => {}
             _ => return Err(FormatError::Truncated),
         }
@@ -158,7 +158,7 @@ impl<R: Read> UnitReader<R> {
             )));
         }
         let mut payload = vec![0u8; len as usize];
-        if read_full(&mut self.input, &mut payload)? != payload.len() {
+        if read_full(&mut self.input, &mut payload).map_err(FormatError::Io)? != payload.len() {
             return Err(FormatError::Truncated);
         }
         Record::decode(&payload)
@@ -166,14 +166,14 @@ impl<R: Read> UnitReader<R> {
 }
 
 /// Reads until `buf` is full or the input ends; returns how much was read.
-pub fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> Result<usize, FormatError> {
+pub fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match input.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(FormatError::Io(e)),
+            Err(e) => return Err(e),
         }
     }
     Ok(filled)

@@ -17,20 +17,41 @@ use super::ZSTD_MAGIC;
 const BLOCK_MAX: usize = 128 * 1024;
 const FHD_SINGLE_SEGMENT_FCS4: u8 = 0xA0;
 
-/// Appends a stored zstd frame holding `data` to `out`. `data` must be under 4 GiB.
-pub fn write_stored_frame(data: &[u8], out: &mut Vec<u8>) {
-    out.reserve(9 + data.len() + 3 * (data.len() / BLOCK_MAX + 1));
-    out.extend_from_slice(&ZSTD_MAGIC.to_le_bytes());
-    out.push(FHD_SINGLE_SEGMENT_FCS4);
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+/// The length of the stored frame of `len` bytes.
+pub fn stored_frame_len(len: usize) -> usize {
+    9 + len + 3 * len.div_ceil(BLOCK_MAX).max(1)
+}
+
+/// Emits the stored zstd frame holding `data` as a sequence of byte slices (headers and
+/// the data itself), so the caller can copy them straight to where they go. `data` must
+/// be under 4 GiB.
+pub fn emit_stored_frame<E>(
+    data: &[u8],
+    mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut head = [0u8; 9];
+    head[..4].copy_from_slice(&ZSTD_MAGIC.to_le_bytes());
+    head[4] = FHD_SINGLE_SEGMENT_FCS4;
+    head[5..].copy_from_slice(&(data.len() as u32).to_le_bytes());
+    emit(&head)?;
     let blocks = data.len().div_ceil(BLOCK_MAX).max(1);
     for i in 0..blocks {
         let block = &data[(i * BLOCK_MAX).min(data.len())..((i + 1) * BLOCK_MAX).min(data.len())];
         let last = u32::from(i + 1 == blocks);
         let header = last | ((block.len() as u32) << 3);
-        out.extend_from_slice(&header.to_le_bytes()[..3]);
-        out.extend_from_slice(block);
+        emit(&header.to_le_bytes()[..3])?;
+        emit(block)?;
     }
+    Ok(())
+}
+
+/// Appends the stored zstd frame holding `data` to `out`.
+pub fn write_stored_frame(data: &[u8], out: &mut Vec<u8>) {
+    out.reserve(stored_frame_len(data.len()));
+    let _ = emit_stored_frame::<()>(data, |bytes| {
+        out.extend_from_slice(bytes);
+        Ok(())
+    });
 }
 
 #[cfg(test)]
@@ -54,6 +75,7 @@ mod tests {
             let back =
                 zstd::bulk::decompress(&frame, len.max(1)).expect("libzstd decodes the frame");
             assert_eq!(back, data, "len {len}");
+            assert_eq!(frame.len(), stored_frame_len(len));
         }
     }
 }

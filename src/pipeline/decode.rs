@@ -64,26 +64,18 @@ impl std::error::Error for DecodeError {}
 
 impl From<FormatError> for DecodeError {
     fn from(e: FormatError) -> Self {
-        // Decryption failures travel through `Read` as io::Errors; unwrap them.
-        if let FormatError::Io(io) = &e {
-            if let Some(inner) = io.get_ref().and_then(|i| i.downcast_ref::<StreamError>()) {
-                return DecodeError::Stream(match inner {
-                    StreamError::Truncated => StreamError::Truncated,
-                    StreamError::Authentication { chunk } => {
-                        StreamError::Authentication { chunk: *chunk }
-                    }
-                    StreamError::TrailingData => StreamError::TrailingData,
-                    StreamError::Io(e) => StreamError::Io(io::Error::new(e.kind(), e.to_string())),
-                });
+        match e {
+            // Decryption failures travel through `Read` as io::Errors carrying a
+            // StreamError; other io::Errors are failures to read the ciphertext.
+            FormatError::Io(io) if io.get_ref().is_some_and(|i| i.is::<StreamError>()) => {
+                match io.into_inner().map(|inner| inner.downcast::<StreamError>()) {
+                    Some(Ok(stream)) => DecodeError::Stream(*stream),
+                    _ => DecodeError::Stream(StreamError::Truncated),
+                }
             }
-            if io.kind() != io::ErrorKind::Other {
-                return DecodeError::Stream(StreamError::Io(io::Error::new(
-                    io.kind(),
-                    io.to_string(),
-                )));
-            }
+            FormatError::Io(io) => DecodeError::Stream(StreamError::Io(io)),
+            other => DecodeError::Format(other),
         }
-        DecodeError::Format(e)
     }
 }
 
@@ -106,7 +98,7 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
         .unwrap_file_key(identities)
         .map_err(DecodeError::Header)?;
     let mut nonce = [0u8; NONCE_SIZE];
-    if read_full(&mut input, &mut nonce)? != NONCE_SIZE {
+    if read_full(&mut input, &mut nonce).map_err(FormatError::Io)? != NONCE_SIZE {
         return Err(DecodeError::Stream(StreamError::Truncated));
     }
     let key = PayloadKey::derive(&file_key, &nonce);
@@ -279,12 +271,15 @@ impl OrderedWriter {
         if aborted.load(Ordering::SeqCst) {
             return Ok(());
         }
-        if let Some(h) = self.hasher.as_mut() {
-            h.update(data);
-        }
         match parts {
             None => {
-                out.write_all(data).map_err(DecodeError::Output)?;
+                // Hash and write by pieces that stay in the CPU cache in between.
+                for piece in data.chunks(128 * 1024) {
+                    if let Some(h) = self.hasher.as_mut() {
+                        h.update(piece);
+                    }
+                    out.write_all(piece).map_err(DecodeError::Output)?;
+                }
                 self.written += data.len() as u64;
             }
             Some(parts) => {

@@ -12,7 +12,7 @@ use super::SEAL_BATCH_CHUNKS;
 use crate::age_file::{new_file_key, new_nonce, stream::StreamSealer, Header, PayloadKey};
 use crate::config::Compression;
 use crate::object::{
-    read_full, write_stored_frame, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer,
+    emit_stored_frame, stored_frame_len, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer,
 };
 
 /// How to encode.
@@ -24,7 +24,7 @@ pub struct EncodeOptions {
 }
 
 /// What was encoded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EncodeReport {
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -40,7 +40,7 @@ pub enum EncodeError {
     Input(io::Error),
     /// Writing the object failed (for us: the inner plugin stopped reading).
     Output(io::Error),
-    /// Anything else (no usable recipient, …).
+    /// Anything else (no usable recipient, a compressor failure).
     Other(anyhow::Error),
 }
 
@@ -61,64 +61,144 @@ impl std::error::Error for EncodeError {}
 pub fn looks_compressed(name: &str, head: &[u8]) -> bool {
     const SUFFIXES: &[&str] = &[".gz", ".zst", ".zstd", ".bz2", ".xz", ".lz4"];
     const MAGICS: &[&[u8]] = &[
-        &[0x1f, 0x8b],             // gzip
-        &[0x28, 0xb5, 0x2f, 0xfd], // zstd
-        b"BZh",                    // bzip2
-        &[0xfd, b'7', b'z', b'X', b'Z', 0x00],
-        &[0x04, 0x22, 0x4d, 0x18], // lz4
+        &[0x1f, 0x8b],                         // gzip
+        &[0x28, 0xb5, 0x2f, 0xfd],             // zstd
+        b"BZh",                                // bzip2
+        &[0xfd, b'7', b'z', b'X', b'Z', 0x00], // xz
+        &[0x04, 0x22, 0x4d, 0x18],             // lz4
     ];
     SUFFIXES.iter().any(|s| name.ends_with(s)) || MAGICS.iter().any(|m| head.starts_with(m))
 }
 
-/// Turns original frames into (descriptor, zstd frame) pairs. One per thread.
+/// One frame on its way to the writer.
+struct Encoded {
+    /// Original bytes this frame holds.
+    plain_len: usize,
+    /// The original bytes (kept for a stored frame, whose body they are).
+    original: Vec<u8>,
+    /// The compressed frame, when compression paid off.
+    compressed: Option<Vec<u8>>,
+}
+
+impl Encoded {
+    fn descriptor(&self) -> FrameDescriptor {
+        let (kind, frame_len) = match &self.compressed {
+            Some(c) => (FrameKind::Compressed, c.len()),
+            None => (FrameKind::Stored, stored_frame_len(self.original.len())),
+        };
+        FrameDescriptor {
+            kind,
+            plain_len: self.plain_len as u32,
+            frame_len: frame_len as u32,
+        }
+    }
+}
+
+/// Compresses frames; one per thread, reusing its zstd context and output buffers.
 struct Framer {
     compressor: Option<zstd::bulk::Compressor<'static>>,
 }
 
 impl Framer {
-    fn new(level: Option<i32>) -> Result<Framer> {
+    fn new(level: Option<i32>) -> Result<Framer, EncodeError> {
         let compressor = level
             .map(zstd::bulk::Compressor::new)
             .transpose()
-            .context("cannot create a zstd compressor")?;
+            .context("cannot create a zstd compressor")
+            .map_err(EncodeError::Other)?;
         Ok(Framer { compressor })
     }
 
-    fn frame(&mut self, data: &[u8]) -> io::Result<(Vec<u8>, FrameKind)> {
-        if let Some(c) = self.compressor.as_mut() {
-            let compressed = c.compress(data)?;
-            // Less than 1/64 saved is not worth the decompression on restore.
-            if compressed.len() < data.len() - data.len() / 64 {
-                return Ok((compressed, FrameKind::Compressed));
+    /// Compresses `original` into `out` (a recycled buffer) if that saves at least 1/64
+    /// of it; otherwise the frame is stored and `out` is handed back unused.
+    fn frame(
+        &mut self,
+        original: Vec<u8>,
+        mut out: Vec<u8>,
+    ) -> Result<(Encoded, Option<Vec<u8>>), EncodeError> {
+        let plain_len = original.len();
+        let Some(c) = self.compressor.as_mut() else {
+            return Ok((
+                Encoded {
+                    plain_len,
+                    original,
+                    compressed: None,
+                },
+                Some(out),
+            ));
+        };
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(original.len()));
+        c.compress_to_buffer(&original, &mut out)
+            .map_err(|e| EncodeError::Other(anyhow!("compressing a frame: {e}")))?;
+        if out.len() < original.len() - original.len() / 64 {
+            Ok((
+                Encoded {
+                    plain_len,
+                    original,
+                    compressed: Some(out),
+                },
+                None,
+            ))
+        } else {
+            Ok((
+                Encoded {
+                    plain_len,
+                    original,
+                    compressed: None,
+                },
+                Some(out),
+            ))
+        }
+    }
+}
+
+/// Seals frames in order and recycles their buffers.
+struct FrameWriter<W: Write> {
+    sealer: StreamSealer<W>,
+    frames: u64,
+    stored_frames: u64,
+}
+
+impl<W: Write> FrameWriter<W> {
+    fn write(&mut self, encoded: &Encoded) -> io::Result<()> {
+        self.sealer.write_all(&encoded.descriptor().encode())?;
+        match &encoded.compressed {
+            Some(frame) => self.sealer.write_all(frame)?,
+            None => {
+                emit_stored_frame(&encoded.original, |bytes| self.sealer.write_all(bytes))?;
+                self.stored_frames += 1;
             }
         }
-        let mut stored = Vec::new();
-        write_stored_frame(data, &mut stored);
-        Ok((stored, FrameKind::Stored))
+        self.frames += 1;
+        Ok(())
     }
 }
 
-struct Encoded {
-    descriptor: Vec<u8>,
-    frame: Vec<u8>,
-    stored: bool,
-}
-
-impl Encoded {
-    fn new(data: &[u8], framer: &mut Framer) -> io::Result<Encoded> {
-        let (frame, kind) = framer.frame(data)?;
-        let descriptor = FrameDescriptor {
-            kind,
-            plain_len: data.len() as u32,
-            frame_len: frame.len() as u32,
+/// Reads up to `frame_size` bytes into `buf` (cleared first, not zeroed) and hashes
+/// them. Reading and hashing go by pieces that stay in the CPU cache in between: one
+/// pass over a 2 MiB frame each would cost twice the memory traffic.
+fn read_frame<R: Read>(
+    input: &mut R,
+    buf: &mut Vec<u8>,
+    frame_size: usize,
+    hasher: &mut Sha256,
+) -> Result<usize, EncodeError> {
+    const PIECE: usize = 128 * 1024;
+    buf.clear();
+    while buf.len() < frame_size {
+        let start = buf.len();
+        match input
+            .take(PIECE.min(frame_size - start) as u64)
+            .read_to_end(buf)
+        {
+            Ok(0) => break,
+            Ok(_) => hasher.update(&buf[start..]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => hasher.update(&buf[start..]),
+            Err(e) => return Err(EncodeError::Input(e)),
         }
-        .encode();
-        Ok(Encoded {
-            descriptor,
-            frame,
-            stored: kind == FrameKind::Stored,
-        })
     }
+    Ok(buf.len())
 }
 
 /// Encodes `input` to `out` as an object named `name`, encrypted to `recipients`.
@@ -139,146 +219,136 @@ pub fn encode<R: Read, W: Write + Send>(
     out.write_all(&head).map_err(EncodeError::Output)?;
 
     let frame_size = opts.frame_size;
-    let mut first = vec![0u8; frame_size];
-    let n = read_full(&mut input, &mut first).map_err(|e| EncodeError::Input(into_io(e)))?;
-    first.truncate(n);
+    let mut hasher = Sha256::new();
+    let mut first = Vec::with_capacity(frame_size);
+    let n = read_frame(&mut input, &mut first, frame_size, &mut hasher)?;
     let level = match opts.compression {
         Compression::Zstd(level) if !looks_compressed(name, &first) => Some(level),
         _ => None,
     };
+    // A stream that fits in one frame is done on this thread alone.
     let single = n < frame_size;
-    let threads = if single { 1 } else { opts.workers.max(1) };
-    let mut sealer = StreamSealer::new(key, out, threads.min(2), SEAL_BATCH_CHUNKS);
-    sealer
+    let threads = if single { 1 } else { opts.workers.clamp(1, 2) };
+    let mut writer = FrameWriter {
+        sealer: StreamSealer::new(key, out, threads, SEAL_BATCH_CHUNKS),
+        frames: 0,
+        stored_frames: 0,
+    };
+    writer
+        .sealer
         .write_all(&ObjectHeader::new(frame_size as u32, name).encode())
         .map_err(EncodeError::Output)?;
 
-    let mut hasher = Sha256::new();
-    let mut report = EncodeReport {
-        bytes_in: 0,
-        bytes_out: 0,
-        frames: 0,
-        stored_frames: 0,
-        sha256: [0; 32],
-    };
-    let mut framer = Framer::new(level).map_err(EncodeError::Other)?;
+    let mut report = EncodeReport::default();
     if single {
-        hasher.update(&first);
         report.bytes_in = n as u64;
         if n > 0 {
-            let encoded = Encoded::new(&first, &mut framer).map_err(EncodeError::compressing)?;
-            write_encoded(&mut sealer, &encoded, &mut report).map_err(EncodeError::Output)?;
+            let (encoded, _) = Framer::new(level)?.frame(first, Vec::new())?;
+            writer.write(&encoded).map_err(EncodeError::Output)?;
         }
     } else {
-        sealer = encode_parallel(input, first, sealer, level, opts, &mut hasher, &mut report)?;
+        writer = encode_parallel(input, first, writer, level, opts, &mut hasher, &mut report)?;
     }
+    report.frames = writer.frames;
+    report.stored_frames = writer.stored_frames;
     report.sha256 = hasher.finalize().into();
     let trailer = ObjectTrailer {
         original_len: report.bytes_in,
         frames: report.frames,
         sha256: report.sha256,
     };
-    sealer
+    writer
+        .sealer
         .write_all(&trailer.encode())
         .map_err(EncodeError::Output)?;
-    let (out, payload_len) = sealer.finish().map_err(EncodeError::Output)?;
+    let (out, payload_len) = writer.sealer.finish().map_err(EncodeError::Output)?;
     report.bytes_out = head.len() as u64 + payload_len;
     Ok((out, report))
 }
 
-impl EncodeError {
-    fn compressing(e: io::Error) -> EncodeError {
-        EncodeError::Other(anyhow!("compressing a frame: {e}"))
-    }
-}
-
-fn write_encoded<W: Write>(
-    sealer: &mut StreamSealer<W>,
-    encoded: &Encoded,
-    report: &mut EncodeReport,
-) -> io::Result<()> {
-    sealer.write_all(&encoded.descriptor)?;
-    sealer.write_all(&encoded.frame)?;
-    report.frames += 1;
-    report.stored_frames += u64::from(encoded.stored);
-    Ok(())
-}
-
-fn into_io(e: crate::object::FormatError) -> io::Error {
-    match e {
-        crate::object::FormatError::Io(e) => e,
-        other => io::Error::other(other.to_string()),
-    }
-}
-
 /// The threaded path: this thread reads and hashes, `opts.workers` threads compress,
-/// one thread seals and writes in order.
+/// one thread seals and writes in order. Buffers circulate back to their producers, so
+/// a long stream allocates only a bounded set of them.
 fn encode_parallel<R: Read, W: Write + Send>(
     mut input: R,
     first: Vec<u8>,
-    sealer: StreamSealer<W>,
+    writer: FrameWriter<W>,
     level: Option<i32>,
     opts: &EncodeOptions,
     hasher: &mut Sha256,
     report: &mut EncodeReport,
-) -> Result<StreamSealer<W>, EncodeError> {
+) -> Result<FrameWriter<W>, EncodeError> {
     let workers = opts.workers.max(1);
+    let frame_size = opts.frame_size;
     let (work_tx, work_rx) = bounded::<(u64, Vec<u8>)>(workers);
-    let (done_tx, done_rx) = bounded::<(u64, io::Result<Encoded>)>(workers);
+    let (done_tx, done_rx) = bounded::<(u64, Result<Encoded, EncodeError>)>(workers);
+    // Spent original buffers go back to the reader, compressed ones to the workers.
+    let (free_in_tx, free_in_rx) = bounded::<Vec<u8>>(2 * workers + 4);
+    let (free_out_tx, free_out_rx) = bounded::<Vec<u8>>(2 * workers + 4);
     std::thread::scope(|s| {
         for _ in 0..workers {
-            let work_rx = work_rx.clone();
-            let done_tx = done_tx.clone();
+            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+            let (free_in, free_out, spare_out) =
+                (free_in_tx.clone(), free_out_tx.clone(), free_out_rx.clone());
             s.spawn(move || {
                 let mut framer = match Framer::new(level) {
                     Ok(f) => f,
                     Err(e) => {
-                        let _ = done_tx.send((0, Err(io::Error::other(e.to_string()))));
+                        let _ = done_tx.send((0, Err(e)));
                         return;
                     }
                 };
-                for (seq, data) in work_rx {
-                    let encoded = Encoded::new(&data, &mut framer);
+                for (seq, original) in work_rx {
+                    let out = spare_out.try_recv().unwrap_or_default();
+                    let encoded = framer.frame(original, out).map(|(mut encoded, unused)| {
+                        if let Some(buf) = unused {
+                            let _ = free_out.try_send(buf);
+                        }
+                        // A compressed frame no longer needs its original.
+                        if encoded.compressed.is_some() {
+                            let _ = free_in.try_send(std::mem::take(&mut encoded.original));
+                        }
+                        encoded
+                    });
                     if done_tx.send((seq, encoded)).is_err() {
                         return;
                     }
                 }
             });
         }
-        drop(work_rx);
-        drop(done_tx);
+        drop((work_rx, done_tx));
 
-        let writer = s.spawn(
-            move || -> Result<(StreamSealer<W>, u64, u64), EncodeError> {
-                let mut sealer = sealer;
-                let mut pending = BTreeMap::new();
-                let mut next = 0u64;
-                let mut partial = EncodeReport {
-                    bytes_in: 0,
-                    bytes_out: 0,
-                    frames: 0,
-                    stored_frames: 0,
-                    sha256: [0; 32],
-                };
-                for (seq, encoded) in done_rx {
-                    pending.insert(seq, encoded.map_err(EncodeError::compressing)?);
-                    while let Some(encoded) = pending.remove(&next) {
-                        write_encoded(&mut sealer, &encoded, &mut partial)
-                            .map_err(EncodeError::Output)?;
-                        next += 1;
+        let free_in = free_in_tx.clone();
+        let free_out = free_out_tx.clone();
+        let sealing = s.spawn(move || -> Result<FrameWriter<W>, EncodeError> {
+            let mut writer = writer;
+            let mut pending = BTreeMap::new();
+            let mut next = 0u64;
+            for (seq, encoded) in done_rx {
+                pending.insert(seq, encoded?);
+                while let Some(encoded) = pending.remove(&next) {
+                    writer.write(&encoded).map_err(EncodeError::Output)?;
+                    let Encoded {
+                        original,
+                        compressed,
+                        ..
+                    } = encoded;
+                    match compressed {
+                        Some(buf) => drop(free_out.try_send(buf)),
+                        None => drop(free_in.try_send(original)),
                     }
+                    next += 1;
                 }
-                Ok((sealer, partial.frames, partial.stored_frames))
-            },
-        );
+            }
+            Ok(writer)
+        });
+        drop((free_in_tx, free_out_tx));
 
         // Read and hash on this thread; stop early if the other stages are gone.
-        let frame_size = opts.frame_size;
         let mut seq = 0u64;
         let mut block = first;
         let mut read_error = None;
         loop {
-            hasher.update(&block);
             report.bytes_in += block.len() as u64;
             let full = block.len() == frame_size;
             if block.is_empty() || work_tx.send((seq, block)).is_err() {
@@ -288,34 +358,28 @@ fn encode_parallel<R: Read, W: Write + Send>(
             if !full {
                 break;
             }
-            let mut next = vec![0u8; frame_size];
-            match read_full(&mut input, &mut next) {
-                Ok(n) => {
-                    next.truncate(n);
-                    block = next;
-                }
-                Err(e) => {
-                    read_error = Some(EncodeError::Input(into_io(e)));
-                    break;
-                }
+            block = free_in_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(frame_size));
+            if let Err(e) = read_frame(&mut input, &mut block, frame_size, hasher) {
+                read_error = Some(e);
+                break;
             }
         }
         drop(work_tx);
-        let written = writer
+        let written = sealing
             .join()
-            .map_err(|_| EncodeError::Other(anyhow!("writer thread panicked")))?;
+            .map_err(|_| EncodeError::Other(anyhow!("the sealing thread panicked")))?;
         if let Some(e) = read_error {
             return Err(e);
         }
-        let (sealer, frames, stored) = written?;
-        if frames != seq {
+        let writer = written?;
+        if writer.frames != seq {
             return Err(EncodeError::Other(anyhow!(
                 "{} of {seq} frames were encoded",
-                frames
+                writer.frames
             )));
         }
-        report.frames = frames;
-        report.stored_frames = stored;
-        Ok(sealer)
+        Ok(writer)
     })
 }

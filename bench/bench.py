@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Benchmark of gpbackup_age_plugin against the shell pipelines it replaces.
+
+Everything runs in one process on one machine, on the same input (made by
+../shared/bench/gen_table_csv.py, or any CSV passed with --input), through the same
+local inner plugin (examples/local_plugin.sh), and every figure is reported as a ratio
+against a baseline measured in the same run, because the machine is shared and noisy.
+Each timing is the best of --repeat runs.
+
+usage: python3 bench/bench.py [--size-mib 512] [--repeat 3] [--input FILE] [--rss-gib 4]
+"""
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GEN = os.path.join(REPO, "..", "shared", "bench", "gen_table_csv.py")
+BIN = os.path.join(REPO, "target", "release", "gpbackup_age_plugin")
+INNER = os.path.join(REPO, "examples", "local_plugin.sh")
+IDENTITY = os.path.join(REPO, "keys", "demo-only-identity.txt")
+RECIPIENTS = os.path.join(REPO, "keys", "demo-only-recipients.txt")
+TS = "20250101010101"
+
+
+def sh(cmd, stdin=None, stdout=subprocess.DEVNULL):
+    """Runs a shell command; returns (seconds, peak RSS in KiB of the process tree)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(["bash", "-c", cmd], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if status != 0 or err:
+        sys.exit(f"bench: `{cmd}` failed ({status}): {err.strip()}")
+    return elapsed, usage.ru_maxrss
+
+
+def best(cmd, repeat, stdin_path=None):
+    times = []
+    for _ in range(repeat):
+        if stdin_path:
+            with open(stdin_path, "rb") as f:
+                times.append(sh(cmd, stdin=f)[0])
+        else:
+            times.append(sh(cmd)[0])
+    return min(times)
+
+
+def median_latency(cmd, calls, payload):
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        subprocess.run(["bash", "-c", cmd], input=payload, stdout=subprocess.DEVNULL, check=True)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def peak_rss_from_log(home):
+    """The plugin records its own peak RSS (VmHWM) in its call log; take the last."""
+    logdir = os.path.join(home, "gpAdminLogs")
+    peak = 0
+    for name in os.listdir(logdir):
+        with open(os.path.join(logdir, name)) as f:
+            for line in f:
+                for word in line.split():
+                    if word.startswith("peak_rss_kib="):
+                        peak = int(word.split("=")[1])
+    return peak
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mib", type=int, default=512)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--input", help="an existing CSV to use instead of generating one")
+    ap.add_argument("--rss-gib", type=int, default=4, help="stream length for the peak RSS check")
+    ap.add_argument("--calls", type=int, default=200, help="calls per latency median")
+    args = ap.parse_args()
+
+    for tool in ("age", "zstd", "gzip"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} is not installed (apt-get install -y age zstd gzip)")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
+
+    work = tempfile.mkdtemp(prefix="gpage_bench_")
+    home = os.path.join(work, "home")
+    os.makedirs(home)
+    os.environ["HOME"] = home
+    csv = args.input or os.path.join(work, "table.csv")
+    if not args.input:
+        print(f"generating {args.size_mib} MiB of table data ...", file=sys.stderr)
+        with open(csv, "wb") as f:
+            subprocess.run([sys.executable, GEN, str(args.size_mib)], stdout=f, check=True)
+    gz = os.path.join(work, "table.csv.gz")
+    with open(csv, "rb") as src, open(gz, "wb") as dst:
+        subprocess.run(["gzip", "-1", "-c"], stdin=src, stdout=dst, check=True)
+    size = os.path.getsize(csv)
+    gz_size = os.path.getsize(gz)
+    recipient = next(l.strip() for l in open(RECIPIENTS) if l.strip() and not l.startswith("#"))
+
+    store = os.path.join(work, "store")
+    cfg = os.path.join(work, "plugin.yaml")
+    inner_cfg = os.path.join(work, "inner.yaml")
+    with open(cfg, "w") as f:
+        f.write(f'executablepath: {BIN}\noptions:\n  inner_executablepath: "{INNER}"\n'
+                f'  recipients_file: "{RECIPIENTS}"\n  identity_file: "{IDENTITY}"\n  root: "{store}"\n')
+    with open(inner_cfg, "w") as f:
+        f.write(f'executablepath: {INNER}\noptions:\n  root: "{store}"\n')
+    seg = os.path.join(work, "seg0", "backups", TS[:8], TS)
+
+    def key(name):
+        return os.path.join(seg, name)
+
+    def stored(name):
+        return os.path.getsize(os.path.join(store, TS[:8], TS, name))
+
+    plugin = f"{BIN} {{cmd}} {cfg} {{key}}"
+    inner = f"{INNER} {{cmd}} {inner_cfg} {{key}}"
+    mib = 1 << 20
+    rows = []
+
+    def row(what, ours, base, base_name, out_ours=None, out_base=None, target=None):
+        ratio = base / ours
+        rows.append((what, ours, base, base_name, ratio, out_ours, out_base, target))
+
+    # 1. Backup of plain CSV.
+    t_ours = best(plugin.format(cmd="backup_data", key=key("ours")), args.repeat, csv)
+    t_pipe = best(f"zstd -3 -T0 -c | age -r {recipient} | " + inner.format(cmd="backup_data", key=key("pipe")),
+                  args.repeat, csv)
+    t_gzip = best("gzip -1 -c | " + inner.format(cmd="backup_data", key=key("gzip")), args.repeat, csv)
+    row("backup CSV", t_ours, t_pipe, "zstd -3 -T0 | age", stored("ours"), stored("pipe"), ">= 1.2x, size <= +1%")
+    row("backup CSV", t_ours, t_gzip, "gzip -1", stored("ours"), stored("gzip"), ">= 4x")
+    # 2. Backup of gzip-compressed input (gpbackup's default): encryption is the cost.
+    t_ours_gz = best(plugin.format(cmd="backup_data", key=key("ours.gz")), args.repeat, gz)
+    t_age_gz = best(f"age -r {recipient} | " + inner.format(cmd="backup_data", key=key("age.gz")), args.repeat, gz)
+    row("backup .gz input", t_ours_gz, t_age_gz, "age -r", stored("ours.gz"), stored("age.gz"), ">= 1.0x")
+    # 3. Restore.
+    t_rest = best(plugin.format(cmd="restore_data", key=key("ours")), args.repeat)
+    t_rest_pipe = best(inner.format(cmd="restore_data", key=key("pipe")) + f" | age -d -i {IDENTITY} | zstd -d -c",
+                       args.repeat)
+    row("restore CSV", t_rest, t_rest_pipe, "age -d | zstd -d", target=">= 1.5x")
+    # 4. Subset restore of a small range near the end vs a full restore of the object.
+    offsets = os.path.join(work, "offsets")
+    with open(offsets, "w") as f:
+        f.write(f"1 {size - 5000} {size - 4000}\n")
+    t_subset = best(f"{BIN} restore_data_subset {cfg} {key('ours')} {offsets}", args.repeat)
+    row("subset 1 KB near end", t_subset, t_rest, "full restore", target=">= 3x")
+    with open(csv, "rb") as f:
+        f.seek(size - 5000)
+        want = f.read(1000)
+    got = subprocess.run(["bash", "-c", f"{BIN} restore_data_subset {cfg} {key('ours')} {offsets}"],
+                         capture_output=True, check=True).stdout
+    if got != want:
+        sys.exit("bench: restore_data_subset returned the wrong bytes")
+    # 5. Per-call latency of a 1 KiB object.
+    small = os.urandom(1024)
+    subprocess.run(["bash", "-c", inner.format(cmd="backup_data", key=key("inner_small"))], input=small, check=True)
+    lat = {
+        "backup ours": median_latency(plugin.format(cmd="backup_data", key=key("small")), args.calls, small),
+        "backup inner": median_latency(inner.format(cmd="backup_data", key=key("inner_small")), args.calls, small),
+        "restore ours": median_latency(plugin.format(cmd="restore_data", key=key("small")), args.calls, b""),
+        "restore inner": median_latency(inner.format(cmd="restore_data", key=key("inner_small")), args.calls, b""),
+    }
+    # 6. Peak RSS of our process over a long stream (the input repeated).
+    repeats = max(1, (args.rss_gib << 30) // size)
+    cat = " ".join([csv] * repeats)
+    sh(f"cat {cat} | " + plugin.format(cmd="backup_data", key=key("long")))
+    rss_backup = peak_rss_from_log(home)
+    sh(plugin.format(cmd="restore_data", key=key("long")))
+    rss_restore = peak_rss_from_log(home)
+
+    cpu = subprocess.run(["bash", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                         capture_output=True, text=True).stdout.strip()
+    print(f"\nmachine: {os.cpu_count()} cores, {cpu}; input {size / mib:.0f} MiB CSV "
+          f"(gzip -1: {gz_size / mib:.0f} MiB); best of {args.repeat}\n")
+    print(f"| {'operation':<22} | {'ours':>12} | {'baseline':>12} | {'baseline is':<18} | {'ratio':>6} | "
+          f"{'size ours':>10} | {'size base':>10} | target")
+    print("|" + "|".join(["-" * 24, "-" * 14, "-" * 14, "-" * 20, "-" * 8, "-" * 12, "-" * 12, "-" * 22]) + "|")
+    for what, ours, base, name, ratio, so, sb, target in rows:
+        src = gz_size if ".gz" in what else size
+        if what.startswith("subset"):
+            o, b = f"{ours:.3f} s", f"{base:.3f} s"
+        else:
+            o, b = f"{src / mib / ours:.0f} MB/s", f"{src / mib / base:.0f} MB/s"
+        so = f"{so / mib:.1f} MiB" if so else ""
+        sb = f"{sb / mib:.1f} MiB" if sb else ""
+        print(f"| {what:<22} | {o:>12} | {b:>12} | {name:<18} | {ratio:>5.2f}x | {so:>10} | {sb:>10} | {target}")
+    for op in ("backup", "restore"):
+        ours, base = lat[f"{op} ours"], lat[f"{op} inner"]
+        print(f"| {op + ' 1 KiB latency':<22} | {ours * 1000:>9.2f} ms | {base * 1000:>9.2f} ms | "
+              f"{'inner plugin alone':<18} | +{(ours - base) * 1000:.2f} ms | {'':>10} | {'':>10} | <= +2 ms (median of {args.calls})")
+    print(f"| {'peak RSS':<22} | {rss_backup / 1024:>8.1f} MiB | {'':>12} | {'backup, ' + str(repeats * size // mib) + ' MiB':<18} | {'':>6} | "
+          f"{'':>10} | {'':>10} | <= 64 MiB")
+    print(f"| {'peak RSS':<22} | {rss_restore / 1024:>8.1f} MiB | {'':>12} | {'restore, same':<18} | {'':>6} | "
+          f"{'':>10} | {'':>10} | <= 64 MiB")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

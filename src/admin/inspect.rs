@@ -1,0 +1,234 @@
+//! `inspect`: what one stored object file says about itself, as `key: value` lines.
+//!
+//! Without a key only the age header can be read: format version, sizes, and the
+//! recipient stanzas (how many, of which kinds). With a key the object's own records
+//! are read too (name, frame size, frames and their kinds, original length, SHA-256),
+//! and the object is decoded end to end into nothing to say whether it verifies.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+
+use super::human_bytes;
+use super::storage::{header_problem, identity_labels};
+use super::verify::which_identity;
+use crate::age_file::header::V1_LINE;
+use crate::age_file::stream::StreamOpener;
+use crate::age_file::{Header, PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
+use crate::cli::InspectArgs;
+use crate::config::io_reason;
+use crate::keys;
+use crate::object::{FrameKind, ObjectHeader, ObjectTrailer, Record, Unit, UnitReader};
+use crate::pipeline::{self, DecodeOptions};
+
+/// Runs `inspect`; prints the lines on stdout.
+pub fn inspect(args: &InspectArgs) -> Result<()> {
+    let path = &args.object_file;
+    let (lines, failure) = describe(path, &args.identities)?;
+    for (key, value) in &lines {
+        println!("{key}: {value}");
+    }
+    match failure {
+        Some(e) => bail!("inspect {}: {e}", path.display()),
+        None => Ok(()),
+    }
+}
+
+type Lines = Vec<(String, String)>;
+
+/// The lines describing the object, and the verification failure if there is one.
+pub fn describe(
+    path: &Path,
+    identity_files: &[std::path::PathBuf],
+) -> Result<(Lines, Option<String>)> {
+    let open = || {
+        File::open(path).map_err(|e| {
+            anyhow!(
+                "inspect {}: cannot open it: {}",
+                path.display(),
+                io_reason(&e)
+            )
+        })
+    };
+    let file = open()?;
+    let total = file
+        .metadata()
+        .map_err(|e| anyhow!("inspect {}: {}", path.display(), io_reason(&e)))?
+        .len();
+    let mut input = BufReader::new(file);
+    let header = Header::read(&mut input)
+        .map_err(|e| anyhow!("inspect {}: {}", path.display(), header_problem(&e)))?;
+    let header_len = header.encode().len() as u64;
+    let payload = total.saturating_sub(header_len + NONCE_SIZE as u64);
+    let mut lines: Lines = Vec::new();
+    let mut add = |k: &str, v: String| lines.push((k.to_string(), v));
+    add("file", path.display().to_string());
+    add(
+        "format",
+        String::from_utf8_lossy(V1_LINE.strip_suffix(b"\n").unwrap_or(V1_LINE)).into_owned(),
+    );
+    add(
+        "total size",
+        format!("{total} bytes ({})", human_bytes(total)),
+    );
+    add("header size", format!("{header_len} bytes"));
+    add(
+        "payload",
+        format!(
+            "{payload} bytes after the {NONCE_SIZE}-byte nonce, {} chunks of up to 64 KiB",
+            payload.div_ceil(ENCRYPTED_CHUNK_SIZE as u64).max(1)
+        ),
+    );
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for stanza in header.stanzas() {
+        *kinds.entry(stanza.tag.as_str()).or_default() += 1;
+    }
+    add("recipient stanzas", header.stanzas().len().to_string());
+    add(
+        "stanza types",
+        kinds
+            .iter()
+            .map(|(k, n)| format!("{k} x{n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if identity_files.is_empty() {
+        return Ok((lines, None));
+    }
+
+    let (identities, _warnings) = keys::load_identities(identity_files)?;
+    let labels = identity_labels(identity_files);
+    let which = match which_identity(&header, &identities) {
+        Ok(i) => i,
+        Err(e) => return Ok((lines, Some(header_problem(&e)))),
+    };
+    add(
+        "opened with",
+        if labels.len() == identities.len() {
+            labels[which].clone()
+        } else {
+            format!("identity #{}", which + 1)
+        },
+    );
+    let file_key = header
+        .unwrap_file_key(&identities)
+        .map_err(|e| anyhow!("inspect {}: {}", path.display(), header_problem(&e)))?;
+    let mut nonce = [0u8; NONCE_SIZE];
+    if input.read_exact(&mut nonce).is_err() {
+        return Ok((
+            lines,
+            Some("encrypted payload is truncated (no payload nonce)".into()),
+        ));
+    }
+    let key = PayloadKey::derive(&file_key, &nonce);
+    drop(file_key);
+    let walk = walk_records(UnitReader::new(StreamOpener::new(key, input, 2, 16)));
+    if let Some(h) = &walk.header {
+        add("object format version", h.version.to_string());
+        add("name", h.name.clone());
+        if path.file_name().and_then(|n| n.to_str()) != Some(h.name.as_str()) {
+            add(
+                "name note",
+                "differs from this file's name (restores check the name they ask for)".into(),
+            );
+        }
+        add("frame size", format!("{} bytes", h.frame_size));
+    }
+    add(
+        "frames",
+        format!(
+            "{} ({} compressed, {} stored)",
+            walk.compressed + walk.stored,
+            walk.compressed,
+            walk.stored
+        ),
+    );
+    add(
+        "compression",
+        if walk.plain_bytes > 0 {
+            format!(
+                "zstd, {} -> {} bytes ({:.1}%)",
+                walk.plain_bytes,
+                walk.frame_bytes,
+                walk.frame_bytes as f64 * 100.0 / walk.plain_bytes as f64
+            )
+        } else {
+            "none (empty object)".into()
+        },
+    );
+    if let Some(t) = &walk.trailer {
+        add(
+            "original length",
+            format!("{} bytes ({})", t.original_len, human_bytes(t.original_len)),
+        );
+        add(
+            "sha256",
+            t.sha256.iter().map(|b| format!("{b:02x}")).collect(),
+        );
+    }
+    if let Some(e) = walk.error {
+        add("verified", format!("NO: {e}"));
+        return Ok((lines, Some(e)));
+    }
+    // The walk read the records; a full decode checks the frames' contents, length and
+    // SHA-256 as a restore does.
+    let input = BufReader::new(open()?);
+    let opts = DecodeOptions {
+        workers: 2,
+        expected_name: None,
+        ranges: None,
+    };
+    match pipeline::decode(input, io::sink(), &identities, &opts) {
+        Ok(_) => {
+            add(
+                "verified",
+                "yes (header MAC, every payload chunk, object format, length, SHA-256)".into(),
+            );
+            Ok((lines, None))
+        }
+        Err(e) => {
+            let e = e.to_string();
+            add("verified", format!("NO: {e}"));
+            Ok((lines, Some(e)))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Walk {
+    header: Option<ObjectHeader>,
+    trailer: Option<ObjectTrailer>,
+    compressed: u64,
+    stored: u64,
+    plain_bytes: u64,
+    frame_bytes: u64,
+    error: Option<String>,
+}
+
+/// Reads the object's records and frame descriptors without decompressing anything.
+fn walk_records<R: Read>(mut units: UnitReader<R>) -> Walk {
+    let mut walk = Walk::default();
+    loop {
+        match units.next_unit() {
+            Ok(Some(Unit::Record(Record::Header(h)))) => walk.header = Some(h),
+            Ok(Some(Unit::Record(Record::Trailer(t)))) => walk.trailer = Some(t),
+            Ok(Some(Unit::Record(_))) => {}
+            Ok(Some(Unit::Frame(d, frame))) => {
+                match d.kind {
+                    FrameKind::Compressed => walk.compressed += 1,
+                    FrameKind::Stored => walk.stored += 1,
+                }
+                walk.plain_bytes += d.plain_len as u64;
+                walk.frame_bytes += frame.len() as u64;
+            }
+            Ok(None) => return walk,
+            Err(e) => {
+                walk.error = Some(e.to_string());
+                return walk;
+            }
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! Moving an object's payload: verbatim with every chunk authenticated on the way
+//! (re-wrapping), or decrypted and encrypted again under a fresh file key through
+//! memory only (re-encrypting).
+
+use std::io::{self, BufRead, Read, Write};
+use std::sync::Arc;
+
+use age_core::format::FileKey;
+use anyhow::anyhow;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use zeroize::Zeroizing;
+
+use super::storage::KeySource;
+use crate::age_file::stream::{StreamError, StreamOpener};
+use crate::age_file::{PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE, TAG_SIZE};
+use crate::config::PluginConfig;
+use crate::object::read_full;
+use crate::pipeline::{self, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
+
+/// Bytes per block handed from the reading thread to the writing and checking threads.
+const BLOCK: usize = 1 << 20;
+/// Blocks queued for each of them.
+const QUEUE: usize = 4;
+/// Payload chunks opened per batch by the checker (4 MiB), split over two threads.
+const CHECK_BATCH_CHUNKS: usize = 64;
+
+/// Why a payload copy failed, by side.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Reading the object failed.
+    Input(io::Error),
+    /// Writing the copy failed.
+    Output(io::Error),
+    /// The payload does not authenticate (altered, truncated, or not this header's).
+    Payload(String),
+}
+
+impl std::fmt::Display for CopyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyError::Input(e) => write!(f, "reading the object: {e}"),
+            CopyError::Output(e) => write!(f, "writing the copy: {e}"),
+            CopyError::Payload(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for CopyError {}
+
+/// How much of a payload is authenticated while it is copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The first chunk and the final chunk, which must be sealed as the stream's last
+    /// and end exactly where the copy ends: the copy is complete, and it is this
+    /// header's payload. Costs two chunk decryptions, whatever the size.
+    Ends,
+    /// Every chunk, on another thread as the bytes go by: one ChaCha20-Poly1305 pass.
+    Full,
+}
+
+/// Copies everything after an age header (the payload nonce and the STREAM payload)
+/// from `input` to `out` unchanged, authenticating the payload with the key derived
+/// from `file_key` as `check` says. Reading and writing run on two threads (and
+/// checking every chunk on a third), so the copy goes as fast as the slower side.
+/// Returns the bytes copied.
+pub fn copy_checked<R: Read, W: Write + Send>(
+    input: &mut R,
+    out: &mut W,
+    file_key: &FileKey,
+    check: Check,
+) -> Result<u64, CopyError> {
+    let mut nonce = [0u8; NONCE_SIZE];
+    let got = read_full(input, &mut nonce).map_err(CopyError::Input)?;
+    if got < NONCE_SIZE {
+        return Err(CopyError::Payload(
+            "encrypted payload is truncated (no payload nonce)".into(),
+        ));
+    }
+    out.write_all(&nonce).map_err(CopyError::Output)?;
+    let (check_tx, check_rx) = bounded::<Arc<Vec<u8>>>(QUEUE);
+    let (write_tx, write_rx) = bounded::<Arc<Vec<u8>>>(QUEUE);
+    let check_tx = (check == Check::Full).then_some(check_tx);
+    std::thread::scope(|s| {
+        let checker = check_tx.is_some().then(|| {
+            let key = PayloadKey::derive(file_key, &nonce);
+            s.spawn(move || authenticate(key, check_rx))
+        });
+        let writer = s.spawn(move || -> io::Result<()> {
+            for block in write_rx {
+                out.write_all(&block)?;
+            }
+            Ok(())
+        });
+        let mut ends = Ends::default();
+        let read_result = loop {
+            let mut block = vec![0u8; BLOCK];
+            let n = match read_full(input, &mut block) {
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            if n == 0 {
+                break Ok(());
+            }
+            block.truncate(n);
+            let block = Arc::new(block);
+            ends.push(&block);
+            // A side that stopped has failed; its result says why.
+            if write_tx.send(Arc::clone(&block)).is_err() {
+                break Ok(());
+            }
+            if let Some(tx) = &check_tx {
+                if tx.send(block).is_err() {
+                    break Ok(());
+                }
+            }
+        };
+        drop(write_tx);
+        drop(check_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the writing thread failed")));
+        let checked = match checker {
+            Some(c) => c
+                .join()
+                .unwrap_or_else(|_| Err("the checking thread failed".into())),
+            None => Ok(()),
+        };
+        read_result.map_err(CopyError::Input)?;
+        written.map_err(CopyError::Output)?;
+        checked.map_err(CopyError::Payload)?;
+        ends.check(file_key, &nonce).map_err(CopyError::Payload)?;
+        Ok(NONCE_SIZE as u64 + ends.len)
+    })
+}
+
+/// The first chunk and the last blocks of a payload going by.
+#[derive(Default)]
+struct Ends {
+    first: Vec<u8>,
+    previous: Option<Arc<Vec<u8>>>,
+    last: Option<Arc<Vec<u8>>>,
+    len: u64,
+}
+
+impl Ends {
+    fn push(&mut self, block: &Arc<Vec<u8>>) {
+        if self.first.len() < ENCRYPTED_CHUNK_SIZE {
+            let take = (ENCRYPTED_CHUNK_SIZE - self.first.len()).min(block.len());
+            self.first.extend_from_slice(&block[..take]);
+        }
+        self.len += block.len() as u64;
+        self.previous = self.last.replace(Arc::clone(block));
+    }
+
+    /// The last `n` bytes (n <= one chunk, so within the last two blocks).
+    fn tail(&self, n: usize) -> Vec<u8> {
+        let have = self.previous.as_ref().map_or(0, |p| p.len())
+            + self.last.as_ref().map_or(0, |l| l.len());
+        let mut out = Vec::with_capacity(have);
+        if let Some(p) = &self.previous {
+            out.extend_from_slice(p);
+        }
+        if let Some(l) = &self.last {
+            out.extend_from_slice(l);
+        }
+        out.split_off(out.len() - n.min(out.len()))
+    }
+
+    /// Authenticates the first and the final chunk (age's STREAM: chunk `i` has the
+    /// nonce `i` as 11 big-endian bytes and a last-chunk flag byte).
+    fn check(&self, file_key: &FileKey, nonce: &[u8]) -> Result<(), String> {
+        let len = self.len;
+        if len < TAG_SIZE as u64 {
+            return Err(StreamError::Truncated.to_string());
+        }
+        let chunk = ENCRYPTED_CHUNK_SIZE as u64;
+        let count = len.div_ceil(chunk);
+        let last_index = count - 1;
+        let last_len = (len - last_index * chunk) as usize;
+        if last_len < TAG_SIZE || (last_len == TAG_SIZE && last_index > 0) {
+            // A final chunk that is too short, or empty after full ones: cut or padded.
+            return Err(StreamError::Authentication { chunk: last_index }.to_string());
+        }
+        let key = PayloadKey::derive(file_key, nonce);
+        let opens = |index: u64, last: bool, sealed: &[u8]| key.chunk_opens(index, last, sealed);
+        if last_index > 0 && !opens(0, false, &self.first) {
+            return Err(StreamError::Authentication { chunk: 0 }.to_string());
+        }
+        let tail = self.tail(last_len);
+        if !opens(last_index, true, &tail) {
+            // Sealed as a middle chunk: the payload was cut at a chunk boundary.
+            return Err(
+                if last_len == ENCRYPTED_CHUNK_SIZE && opens(last_index, false, &tail) {
+                    StreamError::Truncated
+                } else {
+                    StreamError::Authentication { chunk: last_index }
+                }
+                .to_string(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Opens every chunk arriving on `rx`; the plaintext goes nowhere.
+fn authenticate(key: PayloadKey, rx: Receiver<Arc<Vec<u8>>>) -> Result<(), String> {
+    let mut opener = StreamOpener::new(key, BlockReader::new(rx), 2, CHECK_BATCH_CHUNKS);
+    let mut scratch = Zeroizing::new(vec![0u8; BLOCK]);
+    loop {
+        match opener.read(&mut scratch) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(match StreamError::from_io(&e) {
+                    Some(stream) => stream.to_string(),
+                    None => e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Reads the blocks sent on a channel as one stream; the end of the channel is the end
+/// of the stream.
+struct BlockReader {
+    rx: Receiver<Arc<Vec<u8>>>,
+    block: Arc<Vec<u8>>,
+    pos: usize,
+}
+
+impl BlockReader {
+    fn new(rx: Receiver<Arc<Vec<u8>>>) -> Self {
+        BlockReader {
+            rx,
+            block: Arc::new(Vec::new()),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for BlockReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.block.len() {
+            match self.rx.recv() {
+                Ok(block) => {
+                    self.block = block;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// What a re-encryption produced.
+pub struct Reencrypted {
+    /// Original bytes that went through.
+    pub original_len: u64,
+    /// Bytes of the new object.
+    pub bytes_out: u64,
+}
+
+/// Decodes the object on `input` with the keyring, checking everything a restore checks
+/// (its name is `name`), and encodes the original again for the config's recipients
+/// under a fresh file key into `out`. The original only passes through memory, in
+/// blocks that are zeroized when dropped. `out` must be discarded unless this succeeds.
+pub fn reencrypt<R: BufRead + Send, W: Write + Send>(
+    input: R,
+    out: &mut W,
+    name: &str,
+    identities: &[Box<dyn age::Identity>],
+    source: &KeySource,
+    config: &PluginConfig,
+) -> Result<Reencrypted, String> {
+    let (mut writer, reader) = pipe();
+    let encode_opts = EncodeOptions {
+        compression: config.compression,
+        workers: config.workers,
+        frame_size: DEFAULT_FRAME_SIZE,
+    };
+    let decode_opts = DecodeOptions {
+        workers: config.workers,
+        expected_name: Some(name),
+        ranges: None,
+    };
+    std::thread::scope(|s| {
+        let encoder = s.spawn(move || -> Result<u64, String> {
+            // Recipients cannot cross threads: load them here.
+            let keys = source.load_for_thread()?;
+            pipeline::encode(reader, out, name, &keys.recipients, &encode_opts)
+                .map(|(_, report)| report.bytes_out)
+                .map_err(|e| format!("re-encrypting: {e}"))
+        });
+        let decoded = pipeline::decode(input, &mut writer, identities, &decode_opts);
+        let decoded = match decoded {
+            Ok(report) => writer
+                .close()
+                .map(|_| report.bytes_out)
+                .map_err(|e| format!("re-encrypting: {e}")),
+            Err(e) => {
+                drop(writer);
+                Err(format!("{e}"))
+            }
+        };
+        let encoded = encoder
+            .join()
+            .unwrap_or_else(|_| Err("the re-encrypting thread failed".into()));
+        let original_len = decoded?;
+        let bytes_out = encoded?;
+        Ok(Reencrypted {
+            original_len,
+            bytes_out,
+        })
+    })
+}
+
+enum Piece {
+    Data(Zeroizing<Vec<u8>>),
+    End,
+}
+
+/// An in-memory pipe between the decoding and the encoding thread.
+fn pipe() -> (PipeWriter, PipeReader) {
+    let (tx, rx) = bounded(4);
+    (
+        PipeWriter {
+            tx: Some(tx),
+            buf: Zeroizing::new(Vec::with_capacity(BLOCK)),
+        },
+        PipeReader {
+            rx,
+            block: Zeroizing::new(Vec::new()),
+            pos: 0,
+            ended: false,
+        },
+    )
+}
+
+struct PipeWriter {
+    tx: Option<Sender<Piece>>,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+impl PipeWriter {
+    fn send_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let block = std::mem::replace(&mut self.buf, Zeroizing::new(Vec::with_capacity(BLOCK)));
+        self.tx
+            .as_ref()
+            .ok_or_else(|| io::Error::other("pipe closed"))?
+            .send(Piece::Data(block))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the encrypting side stopped"))
+    }
+
+    /// The stream is complete. Dropping the writer without closing it makes the reader
+    /// fail instead of seeing a clean end.
+    fn close(mut self) -> io::Result<()> {
+        self.send_buf()?;
+        self.tx
+            .take()
+            .ok_or_else(|| io::Error::other("pipe closed"))?
+            .send(Piece::End)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the encrypting side stopped"))
+    }
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = BLOCK - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == BLOCK {
+            self.send_buf()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buf()
+    }
+}
+
+struct PipeReader {
+    rx: Receiver<Piece>,
+    block: Zeroizing<Vec<u8>>,
+    pos: usize,
+    ended: bool,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while !self.ended && self.pos == self.block.len() {
+            match self.rx.recv() {
+                Ok(Piece::Data(block)) => {
+                    self.block = block;
+                    self.pos = 0;
+                }
+                Ok(Piece::End) => self.ended = true,
+                Err(_) => {
+                    return Err(io::Error::other(anyhow!(
+                        "the decrypting side stopped before the end of the object"
+                    )))
+                }
+            }
+        }
+        if self.ended && self.pos == self.block.len() {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::age_file::Header;
+    use crate::config::Compression;
+
+    /// An object of `len` random-ish bytes for one fresh key; returns (object, header
+    /// length, identity).
+    fn object(len: usize) -> (Vec<u8>, usize, age::x25519::Identity) {
+        let identity = age::x25519::Identity::generate();
+        let recipients: Vec<Box<dyn age::Recipient>> = vec![Box::new(identity.to_public())];
+        let data: Vec<u8> = (0..len)
+            .map(|i| (i * 7919 % 251) as u8 ^ (i >> 11) as u8)
+            .collect();
+        let opts = EncodeOptions {
+            compression: Compression::None,
+            workers: 1,
+            frame_size: DEFAULT_FRAME_SIZE,
+        };
+        let (out, _) =
+            pipeline::encode(&data[..], Vec::new(), "obj", &recipients, &opts).expect("encode");
+        let header_len = Header::read(&mut &out[..]).unwrap().encode().len();
+        (out, header_len, identity)
+    }
+
+    fn copy(
+        object: &[u8],
+        header_len: usize,
+        id: &age::x25519::Identity,
+        check: Check,
+    ) -> Result<Vec<u8>, String> {
+        let header = Header::read(&mut &object[..]).unwrap();
+        let ids: Vec<Box<dyn age::Identity>> = vec![Box::new(id.clone())];
+        let key = header.unwrap_file_key(&ids).unwrap();
+        let mut out = Vec::new();
+        copy_checked(&mut &object[header_len..], &mut out, &key, check)
+            .map(|n| {
+                assert_eq!(n as usize, out.len());
+                out
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn intact_payloads_copy_byte_for_byte() {
+        for len in [0, 1, 65_536 - 40, 65_536, 3 << 20] {
+            let (obj, hl, id) = object(len);
+            for check in [Check::Ends, Check::Full] {
+                assert_eq!(copy(&obj, hl, &id, check).unwrap(), &obj[hl..], "len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn cut_padded_or_altered_payloads_are_refused() {
+        let (obj, hl, id) = object(3 << 20);
+        let chunk = ENCRYPTED_CHUNK_SIZE;
+        let payload = obj.len() - hl - NONCE_SIZE;
+        // Cut at a chunk boundary, cut mid-chunk, padded, last chunk altered, first
+        // chunk altered: all caught by the two end chunks.
+        let boundary = hl + NONCE_SIZE + (payload / chunk - 1) * chunk;
+        for (what, bad) in [
+            ("cut at a chunk boundary", obj[..boundary].to_vec()),
+            ("cut mid-chunk", obj[..obj.len() - 100].to_vec()),
+            ("padded", [obj.clone(), vec![0u8; 10]].concat()),
+            ("last chunk altered", {
+                let mut b = obj.clone();
+                let n = b.len();
+                b[n - 30] ^= 1;
+                b
+            }),
+            ("first chunk altered", {
+                let mut b = obj.clone();
+                b[hl + NONCE_SIZE + 5] ^= 1;
+                b
+            }),
+            ("nonce altered", {
+                let mut b = obj.clone();
+                b[hl] ^= 1;
+                b
+            }),
+        ] {
+            for check in [Check::Ends, Check::Full] {
+                assert!(copy(&bad, hl, &id, check).is_err(), "{what} {check:?}");
+            }
+        }
+        // A middle chunk altered: only the full check sees it (verify would too).
+        let mut middle = obj.clone();
+        middle[hl + NONCE_SIZE + 10 * chunk + 7] ^= 1;
+        assert!(copy(&middle, hl, &id, Check::Ends).is_ok());
+        let err = copy(&middle, hl, &id, Check::Full).unwrap_err();
+        assert!(
+            err.contains("authentication failed at payload chunk 10"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! The inner plugin as an object store for the operator commands, and the key material
+//! they work with.
+//!
+//! Objects are addressed by timestamp and basename. The path handed to the inner plugin
+//! is `/gpbackup_age_plugin_admin/backups/<YYYYMMDD>/<ts>/<basename>`: inner plugins key
+//! objects on the last components of the path (gpbackup_s3_plugin on
+//! `backups/<date>/<ts>/<basename>` under its folder, the example plugin on
+//! `<date>/<ts>/<basename>`), so this reaches the object gpbackup stored from whatever
+//! segment directory, as gprestore does on a different cluster. Only the inner plugin's
+//! data commands are used (`restore_data`, `backup_data`), which never touch the local
+//! path.
+
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
+
+use age::{Identity, Recipient};
+use anyhow::{anyhow, Result};
+use sha2::{Digest, Sha256};
+
+use super::progress::{Counted, Progress};
+use crate::age_file::{Header, HeaderError};
+use crate::config::PluginConfig;
+use crate::inner::{InnerPlugin, InnerReader, InnerWriter};
+use crate::keys;
+
+/// The directory part of every object path the operator commands hand the inner plugin.
+pub const ADMIN_ROOT: &str = "/gpbackup_age_plugin_admin";
+
+/// Read buffer for objects coming from the inner plugin.
+pub const READ_BUFFER: usize = 1 << 20;
+
+/// The path under which the inner plugin finds object `basename` of backup `ts`.
+pub fn object_path(ts: &str, basename: &str) -> String {
+    format!(
+        "{ADMIN_ROOT}/backups/{}/{ts}/{basename}",
+        &ts[..8.min(ts.len())]
+    )
+}
+
+/// A non-secret identifier of a recipient: the first 8 hex digits of the SHA-256 of its
+/// string form (`age1…`, or `ssh-ed25519 AAAA…` without the comment).
+pub fn key_id(recipient: &str) -> String {
+    let canonical = if recipient.starts_with("ssh-") {
+        recipient
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        recipient.trim().to_string()
+    };
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The recipients the config names, as strings, in the order `keys::load_recipients`
+/// reads them (`recipients`, then `recipients_file`).
+pub fn recipient_strings(config: &PluginConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(spec) = config.recipients.as_deref() {
+        out.extend(
+            spec.split([',', '\n'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        );
+    }
+    if let Some(path) = config.recipients_file.as_deref() {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            out.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from),
+            );
+        }
+    }
+    out
+}
+
+/// The key ids of the config's recipients, sorted: what a set of recipients is known
+/// by in summaries and in the rotation journal.
+pub fn recipients_fingerprint(config: &PluginConfig) -> Vec<String> {
+    let mut ids: Vec<String> = recipient_strings(config)
+        .iter()
+        .map(|r| key_id(r))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// One label per identity of a keyring, in the order `keys::load_identities` loads
+/// them: `key <id>` for X25519 identities (the key id of its recipient), a description
+/// otherwise. Only used in reports; the secret lines are zeroized.
+pub fn identity_labels(paths: &[PathBuf]) -> Vec<String> {
+    use std::str::FromStr;
+    let mut labels = Vec::new();
+    for path in paths {
+        let Ok(bytes) = std::fs::read(path).map(zeroize::Zeroizing::new) else {
+            continue;
+        };
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            labels.push(format!("identity in {}", path.display()));
+            continue;
+        };
+        if text.contains("-----BEGIN") {
+            labels.push(format!("ssh key {}", path.display()));
+            continue;
+        }
+        for line in text.lines() {
+            let line = zeroize::Zeroizing::new(line.trim().to_string());
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match age::x25519::Identity::from_str(&line) {
+                Ok(id) => labels.push(format!("key {}", key_id(&id.to_public().to_string()))),
+                Err(_) => labels.push(format!("identity in {}", path.display())),
+            }
+        }
+    }
+    labels
+}
+
+/// The key material of one worker thread (age's key types are not shareable).
+pub struct Keys {
+    pub identities: Vec<Box<dyn Identity>>,
+    pub recipients: Vec<Box<dyn Recipient>>,
+}
+
+/// Where key material comes from: the keyring files and, for rotation, the config's
+/// recipients.
+#[derive(Clone)]
+pub struct KeySource {
+    pub identity_files: Vec<PathBuf>,
+    pub config: PluginConfig,
+    pub with_recipients: bool,
+}
+
+impl KeySource {
+    /// The keyring: `--identity` files when given, else the config's `identity_file`.
+    pub fn new(config: &PluginConfig, override_files: &[PathBuf], with_recipients: bool) -> Self {
+        KeySource {
+            identity_files: if override_files.is_empty() {
+                config.identity_files.clone()
+            } else {
+                override_files.to_vec()
+            },
+            config: config.clone(),
+            with_recipients,
+        }
+    }
+
+    /// Loads the keys; warnings about the keyring (file modes) are returned.
+    pub fn load(&self) -> Result<(Keys, Vec<String>)> {
+        let (identities, warnings) = keys::load_identities(&self.identity_files)?;
+        let recipients = if self.with_recipients {
+            keys::load_recipients(
+                self.config.recipients.as_deref(),
+                self.config.recipients_file.as_deref(),
+            )?
+        } else {
+            Vec::new()
+        };
+        Ok((
+            Keys {
+                identities,
+                recipients,
+            },
+            warnings.0,
+        ))
+    }
+
+    /// `load` for a worker thread, with the error as a string.
+    pub fn load_for_thread(&self) -> Result<Keys, String> {
+        self.load()
+            .map(|(keys, _)| keys)
+            .map_err(|e| crate::one_line(&format!("{e:#}")))
+    }
+}
+
+/// Explains a header that would not open.
+pub fn header_problem(e: &HeaderError) -> String {
+    match e {
+        HeaderError::NoMatchingKey => "no identity in the keyring opens it".into(),
+        HeaderError::NotAge => {
+            "not an age-encrypted object (not written by gpbackup_age_plugin)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The inner plugin, addressed by timestamp and basename.
+pub struct Store {
+    inner: InnerPlugin,
+}
+
+/// An object being read from the inner plugin.
+pub struct Fetch<'p> {
+    pub input: BufReader<Counted<'p, InnerReader>>,
+}
+
+impl Store {
+    pub fn open(config: &PluginConfig) -> Result<Store> {
+        Ok(Store {
+            inner: InnerPlugin::new(config)?,
+        })
+    }
+
+    /// Starts reading an object (the inner plugin's restore_data).
+    pub fn fetch<'p>(&self, ts: &str, basename: &str, progress: &'p Progress) -> Result<Fetch<'p>> {
+        let reader = self
+            .inner
+            .reader("restore_data", &[&object_path(ts, basename)])?;
+        Ok(Fetch {
+            input: BufReader::with_capacity(READ_BUFFER, Counted::new(reader, progress)),
+        })
+    }
+
+    /// Starts writing an object (the inner plugin's backup_data). Dropping the writer
+    /// without finishing it kills the inner plugin first, so it commits nothing.
+    pub fn put(&self, ts: &str, basename: &str) -> Result<InnerWriter> {
+        self.inner
+            .writer("backup_data", &[&object_path(ts, basename)])
+    }
+}
+
+impl<'p> Fetch<'p> {
+    /// Reads the age header. On failure the inner plugin is stopped, and its own failure
+    /// (e.g. the object does not exist) explains more than ours.
+    pub fn read_header(mut self) -> Result<(Header, Fetch<'p>)> {
+        match Header::read(&mut self.input) {
+            Ok(header) => Ok((header, self)),
+            Err(e) => {
+                let ours = anyhow!("{}", header_problem(&e));
+                Err(self.abort(ours))
+            }
+        }
+    }
+
+    /// Bytes read from the inner plugin so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.input.get_ref().count()
+    }
+
+    /// The stream was read to its end: the inner plugin must exit cleanly.
+    pub fn finish(self) -> Result<()> {
+        self.input.into_inner().into_inner().finish()
+    }
+
+    /// Stops the inner plugin after `ours` went wrong; returns the better explanation.
+    pub fn abort(self, ours: anyhow::Error) -> anyhow::Error {
+        let reader = self.input.into_inner().into_inner();
+        reader
+            .abort(Some(ours))
+            .unwrap_or_else(|| anyhow!("reading the object failed"))
+    }
+
+    /// Stops the inner plugin without a failure (only part of the object was wanted).
+    pub fn stop(self) {
+        let _ = self.input.into_inner().into_inner().abort(None);
+    }
+}
+
+impl Read for Fetch<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.input.read(buf)
+    }
+}
