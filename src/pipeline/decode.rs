@@ -14,7 +14,8 @@ use crate::age_file::header::AGE_PREFIX;
 use crate::age_file::stream::{StreamError, StreamOpener};
 use crate::age_file::{Header, HeaderError, PayloadKey, NONCE_SIZE};
 use crate::object::{
-    read_full, FormatError, ObjectHeader, ObjectTrailer, Record, Unit, UnitReader,
+    read_full, FormatError, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer, Record, Unit,
+    UnitReader,
 };
 
 /// What to decode and how.
@@ -172,7 +173,7 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
                 offset += d.plain_len as u64;
                 frames += 1;
                 if parts.as_ref().is_none_or(|p| !p.is_empty()) {
-                    sink.push(frame, d.plain_len as usize, parts, scope)?;
+                    sink.push(frame, &d, parts, scope)?;
                 }
                 if let Some(r) = opts.ranges {
                     if offset >= r.end() {
@@ -319,11 +320,14 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
     fn push(
         &mut self,
         frame: Vec<u8>,
-        plain_len: usize,
+        descriptor: &FrameDescriptor,
         parts: Parts,
         scope: &'scope std::thread::Scope<'scope, '_>,
     ) -> Result<(), DecodeError> {
-        if self.seq >= 1 && self.workers > 1 && self.pool.is_none() {
+        let plain_len = descriptor.plain_len as usize;
+        // Stored frames cost a copy: only compressed ones are worth other threads.
+        let worth_a_pool = descriptor.kind == FrameKind::Compressed;
+        if worth_a_pool && self.seq >= 1 && self.workers > 1 && self.pool.is_none() {
             if let Some(inline) = self.inline.take() {
                 self.pool = Some(self.start_pool(inline, scope));
             }

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
 
-use super::SEAL_BATCH_CHUNKS;
+use super::{SEAL_BATCH_CHUNKS, STORED_FRAME_SIZE, STORED_SEAL_BATCH_CHUNKS};
 use crate::age_file::{new_file_key, new_nonce, stream::StreamSealer, Header, PayloadKey};
 use crate::config::Compression;
 use crate::object::{
@@ -175,8 +175,8 @@ impl<W: Write> FrameWriter<W> {
     }
 }
 
-/// Reads up to `frame_size` bytes into `buf` (cleared first, not zeroed) and hashes
-/// them. Reading and hashing go by pieces that stay in the CPU cache in between: one
+/// Reads into `buf` until it holds `frame_size` bytes or the input ends, without
+/// zeroing, and hashes what it reads. Reading and hashing go by pieces that stay in the CPU cache in between: one
 /// pass over a 2 MiB frame each would cost twice the memory traffic.
 fn read_frame<R: Read>(
     input: &mut R,
@@ -184,12 +184,10 @@ fn read_frame<R: Read>(
     frame_size: usize,
     hasher: &mut Sha256,
 ) -> Result<usize, EncodeError> {
-    const PIECE: usize = 128 * 1024;
-    buf.clear();
     while buf.len() < frame_size {
         let start = buf.len();
         match input
-            .take(PIECE.min(frame_size - start) as u64)
+            .take(STORED_FRAME_SIZE.min(frame_size - start) as u64)
             .read_to_end(buf)
         {
             Ok(0) => break,
@@ -218,19 +216,36 @@ pub fn encode<R: Read, W: Write + Send>(
     head.extend_from_slice(&nonce);
     out.write_all(&head).map_err(EncodeError::Output)?;
 
-    let frame_size = opts.frame_size;
+    // The first piece decides: input that is already compressed is stored in small
+    // frames, which stay in the CPU cache from read to write (encryption is then the
+    // whole cost); anything else is compressed in large frames.
     let mut hasher = Sha256::new();
-    let mut first = Vec::with_capacity(frame_size);
-    let n = read_frame(&mut input, &mut first, frame_size, &mut hasher)?;
+    let probe = STORED_FRAME_SIZE.min(opts.frame_size);
+    let mut first = Vec::with_capacity(probe);
+    read_frame(&mut input, &mut first, probe, &mut hasher)?;
     let level = match opts.compression {
         Compression::Zstd(level) if !looks_compressed(name, &first) => Some(level),
         _ => None,
     };
+    let frame_size = match level {
+        Some(_) => opts.frame_size,
+        None => STORED_FRAME_SIZE.min(opts.frame_size),
+    };
+    if first.len() == probe && first.len() < frame_size {
+        first.reserve(frame_size - first.len());
+        read_frame(&mut input, &mut first, frame_size, &mut hasher)?;
+    }
+    let n = first.len();
     // A stream that fits in one frame is done on this thread alone.
     let single = n < frame_size;
-    let threads = if single { 1 } else { opts.workers.clamp(1, 2) };
+    let (threads, batch) = match (single, level) {
+        (true, _) => (1, SEAL_BATCH_CHUNKS),
+        // Stored frames: seal small batches on the writer thread, in cache.
+        (false, None) => (1, STORED_SEAL_BATCH_CHUNKS),
+        (false, Some(_)) => (opts.workers.clamp(1, 2), SEAL_BATCH_CHUNKS),
+    };
     let mut writer = FrameWriter {
-        sealer: StreamSealer::new(key, out, threads, SEAL_BATCH_CHUNKS),
+        sealer: StreamSealer::new(key, out, threads, batch),
         frames: 0,
         stored_frames: 0,
     };
@@ -247,7 +262,21 @@ pub fn encode<R: Read, W: Write + Send>(
             writer.write(&encoded).map_err(EncodeError::Output)?;
         }
     } else {
-        writer = encode_parallel(input, first, writer, level, opts, &mut hasher, &mut report)?;
+        let workers = if level.is_some() {
+            opts.workers.max(1)
+        } else {
+            0
+        };
+        writer = encode_parallel(
+            input,
+            first,
+            writer,
+            level,
+            workers,
+            frame_size,
+            &mut hasher,
+            &mut report,
+        )?;
     }
     report.frames = writer.frames;
     report.stored_frames = writer.stored_frames;
@@ -266,25 +295,27 @@ pub fn encode<R: Read, W: Write + Send>(
     Ok((out, report))
 }
 
-/// The threaded path: this thread reads and hashes, `opts.workers` threads compress,
-/// one thread seals and writes in order. Buffers circulate back to their producers, so
-/// a long stream allocates only a bounded set of them.
+/// The threaded path: this thread reads and hashes, `workers` threads compress (none
+/// when frames are stored: this thread hands them straight on), one thread seals and
+/// writes in order. Buffers circulate back to their producers, so a long stream
+/// allocates only a bounded set of them.
+#[allow(clippy::too_many_arguments)]
 fn encode_parallel<R: Read, W: Write + Send>(
     mut input: R,
     first: Vec<u8>,
     writer: FrameWriter<W>,
     level: Option<i32>,
-    opts: &EncodeOptions,
+    workers: usize,
+    frame_size: usize,
     hasher: &mut Sha256,
     report: &mut EncodeReport,
 ) -> Result<FrameWriter<W>, EncodeError> {
-    let workers = opts.workers.max(1);
-    let frame_size = opts.frame_size;
-    let (work_tx, work_rx) = bounded::<(u64, Vec<u8>)>(workers);
-    let (done_tx, done_rx) = bounded::<(u64, Result<Encoded, EncodeError>)>(workers);
+    let depth = workers.max(4);
+    let (work_tx, work_rx) = bounded::<(u64, Vec<u8>)>(depth);
+    let (done_tx, done_rx) = bounded::<(u64, Result<Encoded, EncodeError>)>(depth);
     // Spent original buffers go back to the reader, compressed ones to the workers.
-    let (free_in_tx, free_in_rx) = bounded::<Vec<u8>>(2 * workers + 4);
-    let (free_out_tx, free_out_rx) = bounded::<Vec<u8>>(2 * workers + 4);
+    let (free_in_tx, free_in_rx) = bounded::<Vec<u8>>(2 * depth + 4);
+    let (free_out_tx, free_out_rx) = bounded::<Vec<u8>>(2 * depth + 4);
     std::thread::scope(|s| {
         for _ in 0..workers {
             let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
@@ -316,7 +347,9 @@ fn encode_parallel<R: Read, W: Write + Send>(
                 }
             });
         }
-        drop((work_rx, done_tx));
+        drop(work_rx);
+        let direct = (workers == 0).then(|| done_tx.clone());
+        drop(done_tx);
 
         let free_in = free_in_tx.clone();
         let free_out = free_out_tx.clone();
@@ -351,7 +384,20 @@ fn encode_parallel<R: Read, W: Write + Send>(
         loop {
             report.bytes_in += block.len() as u64;
             let full = block.len() == frame_size;
-            if block.is_empty() || work_tx.send((seq, block)).is_err() {
+            let sent = match (&direct, block.is_empty()) {
+                (_, true) => false,
+                (Some(done), false) => {
+                    let plain_len = block.len();
+                    let stored = Encoded {
+                        plain_len,
+                        original: block,
+                        compressed: None,
+                    };
+                    done.send((seq, Ok(stored))).is_ok()
+                }
+                (None, false) => work_tx.send((seq, block)).is_ok(),
+            };
+            if !sent {
                 break;
             }
             seq += 1;
@@ -361,12 +407,13 @@ fn encode_parallel<R: Read, W: Write + Send>(
             block = free_in_rx
                 .try_recv()
                 .unwrap_or_else(|_| Vec::with_capacity(frame_size));
+            block.clear();
             if let Err(e) = read_frame(&mut input, &mut block, frame_size, hasher) {
                 read_error = Some(e);
                 break;
             }
         }
-        drop(work_tx);
+        drop((work_tx, direct));
         let written = sealing
             .join()
             .map_err(|_| EncodeError::Other(anyhow!("the sealing thread panicked")))?;

@@ -21,5 +21,12 @@ pub use ranges::ByteRanges;
 /// stays far below 64 MiB.
 pub const DEFAULT_FRAME_SIZE: usize = 2 << 20;
 
+/// Original bytes per frame when frames are stored rather than compressed (input that
+/// is already compressed): small enough that a frame stays in the CPU cache from the
+/// read to the write, since encryption is then the whole cost.
+pub const STORED_FRAME_SIZE: usize = 128 << 10;
+
 /// Payload chunks sealed or opened per batch (1 MiB), split across threads.
 const SEAL_BATCH_CHUNKS: usize = 16;
+/// Payload chunks sealed per batch on the stored path: 256 KiB, sealed in cache.
+const STORED_SEAL_BATCH_CHUNKS: usize = 4;
