@@ -52,7 +52,7 @@ pub struct PluginConfig {
     pub recipients_file: Option<PathBuf>,
     pub identity_files: Vec<PathBuf>,
     pub compression: Compression,
-    /// Worker threads for compression and decompression.
+    /// Worker threads for compression and decompression; 0 means one per core.
     pub workers: usize,
     pub allow_plaintext_restore: bool,
     /// A call whose inner plugin moves no byte for this long fails (None: wait forever).
@@ -153,7 +153,9 @@ impl PluginConfig {
                 }
                 n
             }
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            // One per core, found out only when a stream is large enough to use them
+            // (see pipeline::resolve_workers): most calls never need to know.
+            None => 0,
         };
         let allow_plaintext_restore =
             parse_switch(take("allow_plaintext_restore"), "allow_plaintext_restore")?;

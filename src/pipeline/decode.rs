@@ -9,7 +9,7 @@ use age::Identity;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use sha2::{Digest, Sha256};
 
-use super::{ByteRanges, SEAL_BATCH_CHUNKS};
+use super::{resolve_workers, ByteRanges, SEAL_BATCH_CHUNKS};
 use crate::age_file::header::AGE_PREFIX;
 use crate::age_file::stream::{StreamError, StreamOpener};
 use crate::age_file::{Header, HeaderError, PayloadKey, NONCE_SIZE};
@@ -104,7 +104,13 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
     }
     let key = PayloadKey::derive(&file_key, &nonce);
     drop(file_key);
-    let opener = StreamOpener::new(key, input, opts.workers.min(2), SEAL_BATCH_CHUNKS);
+    // Opening spreads a batch over two threads at most; 0 ("one per core") means two.
+    let open_threads = if opts.workers == 0 {
+        2
+    } else {
+        opts.workers.min(2)
+    };
+    let opener = StreamOpener::new(key, input, open_threads, SEAL_BATCH_CHUNKS);
     let mut units = UnitReader::new(opener);
     let object = match units.next_unit()? {
         Some(Unit::Record(Record::Header(h))) => h,
@@ -311,7 +317,7 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
                 dec: zstd::bulk::Decompressor::new().expect("a zstd decompression context"),
             }),
             pool: None,
-            workers: workers.max(1),
+            workers,
             seq: 0,
             aborted,
         }
@@ -327,6 +333,9 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
         let plain_len = descriptor.plain_len as usize;
         // Stored frames cost a copy: only compressed ones are worth other threads.
         let worth_a_pool = descriptor.kind == FrameKind::Compressed;
+        if worth_a_pool && self.seq >= 1 && self.pool.is_none() {
+            self.workers = resolve_workers(self.workers);
+        }
         if worth_a_pool && self.seq >= 1 && self.workers > 1 && self.pool.is_none() {
             if let Some(inline) = self.inline.take() {
                 self.pool = Some(self.start_pool(inline, scope));

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
 
-use super::{SEAL_BATCH_CHUNKS, STORED_FRAME_SIZE, STORED_SEAL_BATCH_CHUNKS};
+use super::{resolve_workers, SEAL_BATCH_CHUNKS, STORED_FRAME_SIZE, STORED_SEAL_BATCH_CHUNKS};
 use crate::age_file::{new_file_key, new_nonce, stream::StreamSealer, Header, PayloadKey};
 use crate::config::Compression;
 use crate::object::{
@@ -242,7 +242,7 @@ pub fn encode<R: Read, W: Write + Send>(
         (true, _) => (1, SEAL_BATCH_CHUNKS),
         // Stored frames: seal small batches on the writer thread, in cache.
         (false, None) => (1, STORED_SEAL_BATCH_CHUNKS),
-        (false, Some(_)) => (opts.workers.clamp(1, 2), SEAL_BATCH_CHUNKS),
+        (false, Some(_)) => (resolve_workers(opts.workers).clamp(1, 2), SEAL_BATCH_CHUNKS),
     };
     let mut writer = FrameWriter {
         sealer: StreamSealer::new(key, out, threads, batch),
@@ -263,7 +263,7 @@ pub fn encode<R: Read, W: Write + Send>(
         }
     } else {
         let workers = if level.is_some() {
-            opts.workers.max(1)
+            resolve_workers(opts.workers)
         } else {
             0
         };

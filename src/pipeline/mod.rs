@@ -30,3 +30,13 @@ pub const STORED_FRAME_SIZE: usize = 128 << 10;
 const SEAL_BATCH_CHUNKS: usize = 16;
 /// Payload chunks sealed per batch on the stored path: 256 KiB, sealed in cache.
 const STORED_SEAL_BATCH_CHUNKS: usize = 4;
+
+/// The worker count to use: as configured, or one per core when the config says 0.
+/// Asking the system costs a few file reads (cgroup quotas), so it is only done when a
+/// stream turns out to need threads.
+pub fn resolve_workers(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
