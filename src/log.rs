@@ -40,7 +40,8 @@ impl CallLog {
 
     /// Appends the line; `outcome` is `Ok` or the error that ends the call.
     pub fn finish(self, outcome: &Result<(), anyhow::Error>) {
-        let Some(path) = log_path() else { return };
+        let now = chrono::Local::now();
+        let Some(path) = log_path(&now) else { return };
         let result = match outcome {
             Ok(()) => "ok".to_string(),
             Err(e) => format!("error: {}", crate::one_line(&format!("{e:#}"))),
@@ -53,7 +54,7 @@ impl CallLog {
         let line =
             format!(
             "{} pid={} command={} object={} bytes_in={} bytes_out={} duration_ms={} peak_rss_kib={}{} outcome={}\n",
-            chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"),
+            now.format("%Y-%m-%d %H:%M:%S%.3f"),
             std::process::id(),
             self.command,
             if self.object.is_empty() { "-" } else { &self.object },
@@ -85,9 +86,9 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn log_path() -> Option<PathBuf> {
+fn log_path(now: &chrono::DateTime<chrono::Local>) -> Option<PathBuf> {
     let home = std::env::var_os("HOME")?;
-    let day = chrono::Local::now().format("%Y%m%d");
+    let day = now.format("%Y%m%d");
     Some(
         PathBuf::from(home)
             .join("gpAdminLogs")

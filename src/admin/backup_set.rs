@@ -297,6 +297,25 @@ fn probe_segments(store: &Store, layout: &Layout, progress: &Progress) -> u32 {
     content
 }
 
+/// [`discover`] for the operator commands that go through several timestamps: a set
+/// that cannot be read is reported in one stderr line naming `command` and the
+/// timestamp, and the caller counts it and goes on with the next.
+pub fn discover_or_report(
+    store: &Store,
+    ts: &str,
+    identities: &[Box<dyn age::Identity>],
+    command: &str,
+) -> Option<BackupSet> {
+    discover(store, ts, identities, &Progress::hidden())
+        .map_err(|e| {
+            eprintln!(
+                "gpbackup_age_plugin: {command} {ts}: {}",
+                crate::one_line(&format!("{e:#}"))
+            )
+        })
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,7 @@ use std::sync::Mutex;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::backup_set::{discover, BackupSet};
+use super::backup_set::{discover_or_report, BackupSet};
 use super::payload::{copy_checked, reencrypt, Check, CopyError};
 use super::progress::{for_each_parallel, Progress};
 use super::storage::{header_problem, recipients_fingerprint, KeySource, Keys, Store};
@@ -124,17 +124,9 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
     let mut failed_objects = 0usize;
     let mut failed_sets = 0usize;
     for ts in &args.timestamps {
-        let quiet = Progress::hidden();
-        let set = match discover(&store, ts, &keys.identities, &quiet) {
-            Ok(set) => set,
-            Err(e) => {
-                eprintln!(
-                    "gpbackup_age_plugin: rotate {ts}: {}",
-                    crate::one_line(&format!("{e:#}"))
-                );
-                failed_sets += 1;
-                continue;
-            }
+        let Some(set) = discover_or_report(&store, ts, &keys.identities, "rotate") else {
+            failed_sets += 1;
+            continue;
         };
         let stage = if args.streaming {
             None

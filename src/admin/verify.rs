@@ -5,7 +5,7 @@ use std::io::{self, BufReader, Read};
 
 use anyhow::{anyhow, bail, Result};
 
-use super::backup_set::{discover, BackupSet};
+use super::backup_set::{discover_or_report, BackupSet};
 use super::progress::{for_each_parallel, Progress};
 use super::storage::{header_problem, identity_labels, KeySource, Keys, Store};
 use super::{check_timestamp, human_bytes, human_rate};
@@ -73,17 +73,9 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
     let mut failed_objects = 0usize;
     let mut failed_sets = 0usize;
     for ts in &args.timestamps {
-        let quiet = Progress::hidden();
-        let set = match discover(&store, ts, &keys.identities, &quiet) {
-            Ok(set) => set,
-            Err(e) => {
-                eprintln!(
-                    "gpbackup_age_plugin: verify {ts}: {}",
-                    crate::one_line(&format!("{e:#}"))
-                );
-                failed_sets += 1;
-                continue;
-            }
+        let Some(set) = discover_or_report(&store, ts, &keys.identities, "verify") else {
+            failed_sets += 1;
+            continue;
         };
         let progress = Progress::new(&format!("verify {ts}"), set.objects.len() as u64);
         let outcomes = for_each_parallel(

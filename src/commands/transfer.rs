@@ -173,13 +173,17 @@ fn restore(
         Err(e) => return Err(fail(input, anyhow!("reading from the inner plugin: {e}"))),
     };
     if !looks_like_age(&head) {
-        if head.is_empty() && !config.allow_plaintext_restore {
-            return Err(fail(input, anyhow!("the inner plugin returned an empty object (not one written by gpbackup_age_plugin)")));
-        }
         if !config.allow_plaintext_restore {
-            return Err(fail(input, anyhow!(
-                "object is not encrypted by gpbackup_age_plugin (no age header); if it is an old unencrypted backup, set allow_plaintext_restore: \"on\" to read it as is"
-            )));
+            return Err(fail(
+                input,
+                if head.is_empty() {
+                    anyhow!("the inner plugin returned an empty object (not one written by gpbackup_age_plugin)")
+                } else {
+                    anyhow!(
+                    "object is not encrypted by gpbackup_age_plugin (no age header); if it is an old unencrypted backup, set allow_plaintext_restore: \"on\" to read it as is"
+                )
+                },
+            ));
         }
         log.note("plaintext object passed through (allow_plaintext_restore)");
         return passthrough(input, out, ranges, log);

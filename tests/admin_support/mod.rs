@@ -334,16 +334,10 @@ fn report(spec: &SimSpec) -> Vec<u8> {
 
 /// Length of the age header at the start of `bytes` (through the MAC line).
 pub fn age_header_len(bytes: &[u8]) -> usize {
-    let mac = bytes
-        .windows(5)
-        .position(|w| w == b"\n--- ")
+    gpbackup_age_plugin::age_file::Header::read(&mut &bytes[..])
         .expect("an age header")
-        + 1;
-    mac + bytes[mac..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .expect("MAC line end")
-        + 1
+        .encode()
+        .len()
 }
 
 /// Runs the binary with arguments (no shell), HOME set to the harness's.

@@ -321,16 +321,9 @@ pub fn demo_recipient_list() -> Vec<Box<dyn age::Recipient>> {
 
 /// Where the age header ends and where the payload (after the 16-byte nonce) starts.
 pub fn header_and_payload(object: &[u8]) -> (usize, usize) {
-    let mac = object
-        .windows(5)
-        .position(|w| w == b"\n--- ")
-        .expect("age MAC line");
-    let end = mac
-        + 1
-        + object[mac + 1..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .expect("end of MAC line")
-        + 1;
+    let end = gpbackup_age_plugin::age_file::Header::read(&mut &object[..])
+        .expect("an age header")
+        .encode()
+        .len();
     (end, end + 16)
 }

@@ -178,17 +178,10 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// Length of the age header of an object plus its 16-byte payload nonce: where the
 /// encrypted payload starts.
 pub fn payload_start(object: &[u8]) -> usize {
-    let mac = object
-        .windows(5)
-        .position(|w| w == b"\n--- ")
-        .expect("age MAC line");
-    let end = mac
-        + 1
-        + object[mac + 1..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .expect("end of MAC line")
-        + 1;
+    let end = gpbackup_age_plugin::age_file::Header::read(&mut &object[..])
+        .expect("an age header")
+        .encode()
+        .len();
     end + 16
 }
 
