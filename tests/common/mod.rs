@@ -46,6 +46,19 @@ impl Harness {
         self.dir.path()
     }
 
+    /// The demo identity, copied mode 0600 into this test's directory: git does not keep
+    /// file modes, and a checkout's 0644 copy would (rightly) draw a permissions warning.
+    pub fn private_identity(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path().join("identity.txt");
+        if !path.exists() {
+            std::fs::copy(demo_identity(), &path).expect("copy the demo identity");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod 600");
+        }
+        path
+    }
+
     pub fn storage(&self) -> PathBuf {
         self.path().join("storage")
     }
@@ -68,7 +81,7 @@ impl Harness {
             ),
             (
                 "identity_file".into(),
-                demo_identity().display().to_string(),
+                self.private_identity().display().to_string(),
             ),
             ("root".into(), self.storage().display().to_string()),
             ("pgport".into(), "5432".into()),
