@@ -5,7 +5,7 @@ Everything runs in one process on one machine, on the same input (made by
 ../shared/bench/gen_table_csv.py, or any CSV passed with --input), through the same
 local inner plugin (examples/local_plugin.sh), and every figure is reported as a ratio
 against a baseline measured in the same run, because the machine is shared and noisy.
-Each timing is the best of --repeat runs.
+Each timing is the best of --repeat rounds, in which ours and its baselines take turns.
 
 usage: python3 bench/bench.py [--size-mib 512] [--repeat 3] [--input FILE] [--rss-gib 4]
 """
@@ -41,24 +41,30 @@ def sh(cmd, stdin=None, stdout=subprocess.DEVNULL):
     return elapsed, usage.ru_maxrss
 
 
-def best(cmd, repeat, stdin_path=None):
-    times = []
+def best_of(cmds, repeat, stdin_path=None):
+    """The best time of each command over `repeat` rounds. The commands take turns within
+    every round, so a burst of load on the shared machine hits ours and the baselines
+    alike instead of whichever happened to run then."""
+    times = {name: [] for name in cmds}
     for _ in range(repeat):
-        if stdin_path:
-            with open(stdin_path, "rb") as f:
-                times.append(sh(cmd, stdin=f)[0])
-        else:
-            times.append(sh(cmd)[0])
-    return min(times)
+        for name, cmd in cmds.items():
+            if stdin_path:
+                with open(stdin_path, "rb") as f:
+                    times[name].append(sh(cmd, stdin=f)[0])
+            else:
+                times[name].append(sh(cmd)[0])
+    return {name: min(t) for name, t in times.items()}
 
 
-def median_latency(cmd, calls, payload):
-    samples = []
+def median_latencies(cmds, calls):
+    """The median time of each (command, stdin bytes), the commands taking turns."""
+    samples = {name: [] for name in cmds}
     for _ in range(calls):
-        start = time.perf_counter()
-        subprocess.run(["bash", "-c", cmd], input=payload, stdout=subprocess.DEVNULL, check=True)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for name, (cmd, payload) in cmds.items():
+            start = time.perf_counter()
+            subprocess.run(["bash", "-c", cmd], input=payload, stdout=subprocess.DEVNULL, check=True)
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def peak_rss_from_log(home):
@@ -130,27 +136,34 @@ def main():
         rows.append((what, ours, base, base_name, ratio, out_ours, out_base, target))
 
     # 1. Backup of plain CSV.
-    t_ours = best(plugin.format(cmd="backup_data", key=key("ours")), args.repeat, csv)
-    t_pipe = best(f"zstd -3 -T0 -c | age -r {recipient} | " + inner.format(cmd="backup_data", key=key("pipe")),
-                  args.repeat, csv)
-    t_gzip = best("gzip -1 -c | " + inner.format(cmd="backup_data", key=key("gzip")), args.repeat, csv)
-    row("backup CSV", t_ours, t_pipe, "zstd -3 -T0 | age", stored("ours"), stored("pipe"), ">= 1.2x, size <= +1%")
-    row("backup CSV", t_ours, t_gzip, "gzip -1", stored("ours"), stored("gzip"), ">= 4x")
+    t = best_of({
+        "ours": plugin.format(cmd="backup_data", key=key("ours")),
+        "pipe": f"zstd -3 -T0 -c | age -r {recipient} | " + inner.format(cmd="backup_data", key=key("pipe")),
+        "gzip": "gzip -1 -c | " + inner.format(cmd="backup_data", key=key("gzip")),
+    }, args.repeat, csv)
+    row("backup CSV", t["ours"], t["pipe"], "zstd -3 -T0 | age", stored("ours"), stored("pipe"), ">= 1.2x, size <= +1%")
+    row("backup CSV", t["ours"], t["gzip"], "gzip -1", stored("ours"), stored("gzip"), ">= 4x")
     # 2. Backup of gzip-compressed input (gpbackup's default): encryption is the cost.
-    t_ours_gz = best(plugin.format(cmd="backup_data", key=key("ours.gz")), args.repeat, gz)
-    t_age_gz = best(f"age -r {recipient} | " + inner.format(cmd="backup_data", key=key("age.gz")), args.repeat, gz)
-    row("backup .gz input", t_ours_gz, t_age_gz, "age -r", stored("ours.gz"), stored("age.gz"), ">= 1.0x")
+    t = best_of({
+        "ours": plugin.format(cmd="backup_data", key=key("ours.gz")),
+        "age": f"age -r {recipient} | " + inner.format(cmd="backup_data", key=key("age.gz")),
+    }, args.repeat, gz)
+    row("backup .gz input", t["ours"], t["age"], "age -r", stored("ours.gz"), stored("age.gz"), ">= 1.0x")
     # 3. Restore.
-    t_rest = best(plugin.format(cmd="restore_data", key=key("ours")), args.repeat)
-    t_rest_pipe = best(inner.format(cmd="restore_data", key=key("pipe")) + f" | age -d -i {IDENTITY} | zstd -d -c",
-                       args.repeat)
-    row("restore CSV", t_rest, t_rest_pipe, "age -d | zstd -d", target=">= 1.5x")
+    t = best_of({
+        "ours": plugin.format(cmd="restore_data", key=key("ours")),
+        "pipe": inner.format(cmd="restore_data", key=key("pipe")) + f" | age -d -i {IDENTITY} | zstd -d -c",
+    }, args.repeat)
+    row("restore CSV", t["ours"], t["pipe"], "age -d | zstd -d", target=">= 1.5x")
     # 4. Subset restore of a small range near the end vs a full restore of the object.
     offsets = os.path.join(work, "offsets")
     with open(offsets, "w") as f:
         f.write(f"1 {size - 5000} {size - 4000}\n")
-    t_subset = best(f"{BIN} restore_data_subset {cfg} {key('ours')} {offsets}", args.repeat)
-    row("subset 1 KB near end", t_subset, t_rest, "full restore", target=">= 3x")
+    t = best_of({
+        "subset": f"{BIN} restore_data_subset {cfg} {key('ours')} {offsets}",
+        "full": plugin.format(cmd="restore_data", key=key("ours")),
+    }, args.repeat)
+    row("subset 1 KB near end", t["subset"], t["full"], "full restore", target=">= 3x")
     with open(csv, "rb") as f:
         f.seek(size - 5000)
         want = f.read(1000)
@@ -161,12 +174,12 @@ def main():
     # 5. Per-call latency of a 1 KiB object.
     small = os.urandom(1024)
     subprocess.run(["bash", "-c", inner.format(cmd="backup_data", key=key("inner_small"))], input=small, check=True)
-    lat = {
-        "backup ours": median_latency(plugin.format(cmd="backup_data", key=key("small")), args.calls, small),
-        "backup inner": median_latency(inner.format(cmd="backup_data", key=key("inner_small")), args.calls, small),
-        "restore ours": median_latency(plugin.format(cmd="restore_data", key=key("small")), args.calls, b""),
-        "restore inner": median_latency(inner.format(cmd="restore_data", key=key("inner_small")), args.calls, b""),
-    }
+    lat = median_latencies({
+        "backup ours": (plugin.format(cmd="backup_data", key=key("small")), small),
+        "backup inner": (inner.format(cmd="backup_data", key=key("inner_small")), small),
+        "restore ours": (plugin.format(cmd="restore_data", key=key("small")), b""),
+        "restore inner": (inner.format(cmd="restore_data", key=key("inner_small")), b""),
+    }, args.calls)
     # 6. Peak RSS of our process over a long stream (the input repeated).
     repeats = max(1, (args.rss_gib << 30) // size)
     cat = " ".join([csv] * repeats)
@@ -187,7 +200,7 @@ def main():
         if what.startswith("subset"):
             o, b = f"{ours:.3f} s", f"{base:.3f} s"
         else:
-            o, b = f"{src / mib / ours:.0f} MB/s", f"{src / mib / base:.0f} MB/s"
+            o, b = f"{src / mib / ours:.0f} MiB/s", f"{src / mib / base:.0f} MiB/s"
         so = f"{so / mib:.1f} MiB" if so else ""
         sb = f"{sb / mib:.1f} MiB" if sb else ""
         print(f"| {what:<22} | {o:>12} | {b:>12} | {name:<18} | {ratio:>5.2f}x | {so:>10} | {sb:>10} | {target}")

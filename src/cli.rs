@@ -281,3 +281,104 @@ pub struct InspectArgs {
     #[arg(long = "identity", value_name = "FILE")]
     pub identities: Vec<PathBuf>,
 }
+
+impl Cli {
+    /// Parses our arguments. The data commands gpbackup runs once per table and segment
+    /// (`backup_data`, `restore_data`, `restore_data_subset`, `backup_file`,
+    /// `restore_file`) are recognised directly when they come exactly as gpbackup sends
+    /// them: building clap's whole command tree costs a measurable share of a small
+    /// call. Anything else, including every malformed call, goes through clap.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        match Cli::data_command(&args) {
+            Some(command) => Ok(Cli {
+                version: false,
+                command: Some(command),
+            }),
+            None => Cli::try_parse_from(args),
+        }
+    }
+
+    /// The fast path of [`Cli::parse_args`]: the same `Command` clap would build, or
+    /// `None` to leave the call to clap.
+    pub fn data_command(args: &[std::ffi::OsString]) -> Option<Command> {
+        let text = |i: usize| -> Option<String> {
+            let s = args.get(i)?.to_str()?;
+            (!s.starts_with('-')).then(|| s.to_string())
+        };
+        let path = |i: usize| text(i).map(PathBuf::from);
+        let command = match (text(1)?.as_str(), args.len()) {
+            ("backup_data", 4) => Command::BackupData {
+                config_path: path(2)?,
+                data_filekey: text(3)?,
+            },
+            ("restore_data", 4) => Command::RestoreData {
+                config_path: path(2)?,
+                data_filekey: text(3)?,
+            },
+            ("restore_data_subset", 5) => Command::RestoreDataSubset {
+                config_path: path(2)?,
+                data_filekey: text(3)?,
+                offsets_file: path(4)?,
+            },
+            ("backup_file", 4) => Command::BackupFile {
+                config_path: path(2)?,
+                filepath: path(3)?,
+            },
+            ("restore_file", 4) => Command::RestoreFile {
+                config_path: path(2)?,
+                filepath: path(3)?,
+            },
+            _ => return None,
+        };
+        Some(command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path builds exactly what clap builds, and declines what it cannot.
+    #[test]
+    fn data_command_agrees_with_clap() {
+        let cases: &[&[&str]] = &[
+            &[
+                "p",
+                "backup_data",
+                "/c.yaml",
+                "/d/gpbackup_0_20261127000000_17",
+            ],
+            &["p", "restore_data", "c.yaml", "key"],
+            &["p", "restore_data_subset", "c.yaml", "key", "/tmp/offsets"],
+            &[
+                "p",
+                "backup_file",
+                "c.yaml",
+                "/d/gpbackup_20261127000000_toc.yaml",
+            ],
+            &["p", "restore_file", "c.yaml", "/d/f"],
+        ];
+        for case in cases {
+            let args: Vec<std::ffi::OsString> = case.iter().map(Into::into).collect();
+            let fast = Cli::data_command(&args).expect("fast path");
+            let clap = Cli::try_parse_from(&args).unwrap().command.unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{clap:?}"), "{case:?}");
+        }
+        let declined: &[&[&str]] = &[
+            &["p"],
+            &["p", "backup_data", "c.yaml"],
+            &["p", "backup_data", "c.yaml", "key", "extra"],
+            &["p", "backup_data", "--help", "key"],
+            &["p", "restore_data", "c.yaml", "-k"],
+            &["p", "--version"],
+            &["p", "plugin_api_version"],
+            &["p", "delete_backup", "c.yaml", "20261127000000"],
+            &["p", "backup-data", "c.yaml", "key"],
+        ];
+        for case in declined {
+            let args: Vec<std::ffi::OsString> = case.iter().map(Into::into).collect();
+            assert!(Cli::data_command(&args).is_none(), "{case:?}");
+        }
+    }
+}

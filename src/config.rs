@@ -31,16 +31,24 @@ pub const OWN_OPTIONS: &[&str] = &[
 /// `executablepath` when the backup was taken, i.e. ours, not the inner plugin's.
 const GPBACKUP_OWN_OPTIONS: &[&str] = &["backup_plugin_version"];
 
-/// The default zstd level.
-pub const DEFAULT_LEVEL: i32 = 3;
-
 /// How frames are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
-    /// zstd at this level; already-compressed input is still stored as is.
-    Zstd(i32),
+    /// zstd with these settings; already-compressed input is still stored as is.
+    Zstd(ZstdLevel),
     /// Never compress: every frame is stored (encryption only).
     None,
+}
+
+/// The zstd settings of compressed frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZstdLevel {
+    /// No `compression_level` given: parameters chosen for table data (see
+    /// `pipeline::encode::TABLE_DATA_PARAMETERS`), as small as level 3 on gpbackup's
+    /// delimited text and faster.
+    TableData,
+    /// A standard libzstd level, 1 to 19, as given.
+    Level(i32),
 }
 
 /// A validated plugin config.
@@ -133,9 +141,9 @@ impl PluginConfig {
                 if !(1..=19).contains(&level) {
                     bail!("option compression_level: {level} is out of range (1 to 19)");
                 }
-                level
+                ZstdLevel::Level(level)
             }
-            None => DEFAULT_LEVEL,
+            None => ZstdLevel::TableData,
         };
         let compression = match take("compression").as_deref().map(str::trim) {
             None | Some("zstd") => Compression::Zstd(level),

@@ -12,18 +12,22 @@
 //!   group, so a shell-script plugin's own children (a `cat > tmp`) die too;
 //! - SIGTERM, SIGINT and SIGHUP sent to us kill the children and remove their configs
 //!   before we exit ([`guard`]);
-//! - a backup_data child is started through `setpriv --pdeathsig KILL` where util-linux
-//!   provides it, so the kernel kills it if we are killed with SIGKILL.
+//! - a backup_data child runs under a [`keeper`], a process of ours that holds a second
+//!   write end of its stdin and kills its group if we die, even by SIGKILL, before that
+//!   write end closes.
 //!
 //! An optional stall timeout turns a hung child into an error ([`Watchdog`]).
 
 mod guard;
+pub mod keeper;
 mod watchdog;
 
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -35,8 +39,6 @@ use watchdog::Watchdog;
 const STDERR_KEEP: usize = 16 * 1024;
 /// Pipe capacity asked for between us and the child: fewer, larger transfers.
 const PIPE_SIZE: usize = 1 << 20;
-/// util-linux's setpriv, used to tie a data writer's life to ours.
-const SETPRIV: &str = "/usr/bin/setpriv";
 
 /// The config file written for one call of the inner plugin; removed on drop, and by
 /// the signal guard if we are told to stop.
@@ -126,58 +128,74 @@ impl InnerPlugin {
         })
     }
 
-    fn command(&self, command: &str, args: &[&str], die_with_us: bool) -> Command {
-        let mut cmd = if die_with_us && Path::new(SETPRIV).exists() {
-            let mut cmd = Command::new(SETPRIV);
-            cmd.args(["--pdeathsig", "KILL", "--"])
-                .arg(&self.executable);
-            cmd
-        } else {
-            Command::new(&self.executable)
-        };
-        cmd.arg(command).arg(self.config.path()).args(args);
-        cmd.process_group(0);
+    fn command(&self, command: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.executable);
+        self.finish_command(&mut cmd, command, args);
         cmd
     }
 
-    fn start(&self, mut cmd: Command, command: &str) -> Result<Running> {
+    fn finish_command(&self, cmd: &mut Command, command: &str, args: &[&str]) {
+        cmd.arg(command).arg(self.config.path()).args(args);
+        cmd.process_group(0);
+    }
+
+    /// Spawns `cmd` with its stderr captured. `hold` is kept open until the child's
+    /// stderr closes (see [`InnerPlugin::writer`]).
+    fn start(&self, mut cmd: Command, command: &str, hold: Option<OwnedFd>) -> Result<Running> {
         let what = format!("inner plugin {} {command}", self.executable.display());
         cmd.stderr(Stdio::piped());
         let child = cmd
             .spawn()
             .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?;
-        Ok(Running::new(child, what, self.stall_timeout))
+        // Our copies of the child's ends of the pipes close here, with `cmd`.
+        drop(cmd);
+        Ok(Running::new(child, what, self.stall_timeout, hold))
     }
 
     /// Runs a command whose stdout passes through to ours (hooks, deletes, listings).
     pub fn run(&self, command: &str, args: &[&str]) -> Result<()> {
-        let mut cmd = self.command(command, args, false);
+        let mut cmd = self.command(command, args);
         cmd.stdin(Stdio::null()).stdout(Stdio::inherit());
-        let running = self.start(cmd, command)?;
+        let running = self.start(cmd, command, None)?;
         running.watchdog.enter();
         running.finish(false)
     }
 
-    /// Starts a command that reads our ciphertext on its stdin (backup_data).
+    /// Starts a command that reads our ciphertext on its stdin (backup_data), under a
+    /// [`keeper`]. The child's stdout is captured with its stderr (the API gives
+    /// backup_data nothing to say on stdout).
+    ///
+    /// We also hold a read end of the pipe until the child's stderr closes: the keeper
+    /// reopens its own read end only once it runs, and a pipe without readers would fail
+    /// our first writes. Once the child is gone, dropping it makes our writes fail
+    /// instead of filling the pipe for nobody.
     pub fn writer(&self, command: &str, args: &[&str]) -> Result<InnerWriter> {
-        let mut cmd = self.command(command, args, true);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::inherit());
-        let mut running = self.start(cmd, command)?;
-        let stdin = running.child.stdin.take();
-        if let Some(pipe) = &stdin {
-            let _ = rustix::pipe::fcntl_setpipe_size(pipe, PIPE_SIZE);
-        }
+        let what = || format!("inner plugin {} {command}", self.executable.display());
+        let pipe = || {
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| anyhow!("cannot start {}: creating a pipe: {e}", what()))
+        };
+        let (data_read, data_write) = pipe()?;
+        let _ = rustix::pipe::fcntl_setpipe_size(&data_write, PIPE_SIZE);
+        let (control_read, control_write) = pipe()?;
+        let held = data_write
+            .try_clone()
+            .map_err(|e| anyhow!("cannot start {}: {}", what(), io_reason(&e)))?;
+        let mut cmd = keeper::keeper_command(&self.executable, control_read, held);
+        self.finish_command(&mut cmd, command, args);
+        let running = self.start(cmd, command, Some(data_read))?;
         Ok(InnerWriter {
-            stdin,
+            stdin: Some(File::from(data_write)),
+            control: Some(File::from(control_write)),
             running: Some(running),
         })
     }
 
     /// Starts a command that writes ciphertext on its stdout (restore_data).
     pub fn reader(&self, command: &str, args: &[&str]) -> Result<InnerReader> {
-        let mut cmd = self.command(command, args, false);
+        let mut cmd = self.command(command, args);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        let mut running = self.start(cmd, command)?;
+        let mut running = self.start(cmd, command, None)?;
         let stdout = running.child.stdout.take();
         if let Some(pipe) = &stdout {
             let _ = rustix::pipe::fcntl_setpipe_size(pipe, PIPE_SIZE);
@@ -200,11 +218,17 @@ struct Running {
 }
 
 impl Running {
-    fn new(mut child: Child, what: String, stall_timeout: Option<Duration>) -> Running {
+    fn new(
+        mut child: Child,
+        what: String,
+        stall_timeout: Option<Duration>,
+        hold: Option<OwnedFd>,
+    ) -> Running {
         guard::track_group(child.id());
         let stderr = child.stderr.take().map(|mut err| {
             let (tx, rx) = crossbeam_channel::bounded(1);
             std::thread::spawn(move || {
+                let _hold = hold;
                 let mut kept = Vec::new();
                 let mut buf = [0u8; 4096];
                 // Drain everything so the child never blocks on a full pipe.
@@ -346,14 +370,21 @@ impl Drop for Running {
 /// The stdin side of a data-moving inner command. Dropping it without
 /// [`InnerWriter::finish`] kills the child first, so it never commits a partial object.
 pub struct InnerWriter {
-    stdin: Option<ChildStdin>,
+    stdin: Option<File>,
+    /// The keeper's control pipe: [`keeper::RELEASE`] once the stream is complete.
+    control: Option<File>,
     running: Option<Running>,
 }
 
 impl InnerWriter {
-    /// Closes stdin (the stream is complete) and waits for the child to commit.
+    /// Closes stdin (the stream is complete), has the keeper release its write end, and
+    /// waits for the child to commit.
     pub fn finish(mut self) -> Result<()> {
         drop(self.stdin.take());
+        if let Some(mut control) = self.control.take() {
+            // Fails only if the keeper is gone already; its exit status says why.
+            let _ = control.write_all(&[keeper::RELEASE]);
+        }
         let running = self.running.take().expect("finished once");
         running.watchdog.enter();
         running.finish(false)
@@ -375,10 +406,11 @@ impl InnerWriter {
     fn kill_first(&mut self) -> Option<anyhow::Error> {
         let failure = self.running.take().and_then(|r| r.stop(Duration::ZERO));
         drop(self.stdin.take());
+        drop(self.control.take());
         failure
     }
 
-    fn pipe(&mut self) -> io::Result<&mut ChildStdin> {
+    fn pipe(&mut self) -> io::Result<&mut File> {
         self.stdin
             .as_mut()
             .ok_or_else(|| io::Error::other("the inner plugin's stdin is closed"))

@@ -3,11 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use gpbackup_age_plugin::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    if let Some(code) = gpbackup_age_plugin::inner::keeper::run_if_requested() {
+        std::process::exit(code);
+    }
+    let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(e) => return gpbackup_age_plugin::commands::usage_error(e),
     };

@@ -21,7 +21,7 @@ use std::path::Path;
 use common::*;
 use gpbackup_age_plugin::age_file::stream::StreamError;
 use gpbackup_age_plugin::age_file::{Header, ENCRYPTED_CHUNK_SIZE};
-use gpbackup_age_plugin::config::Compression;
+use gpbackup_age_plugin::config::{Compression, ZstdLevel};
 use gpbackup_age_plugin::object::{Record, Unit, UnitReader};
 use gpbackup_age_plugin::pipeline::{
     decode, encode, DecodeError, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE,
@@ -320,7 +320,11 @@ fn multi_chunk_object() -> Obj {
         );
     }
     data.extend_from_slice(&random_bytes(6 << 20, 5)[data.len()..]);
-    let o = Obj::new(data, DEFAULT_FRAME_SIZE, Compression::Zstd(3));
+    let o = Obj::new(
+        data,
+        DEFAULT_FRAME_SIZE,
+        Compression::Zstd(ZstdLevel::TableData),
+    );
     assert!(o.chunks() > 40, "{} chunks", o.chunks());
     o
 }
@@ -802,7 +806,7 @@ fn a_forgery_by_a_holder_of_a_recipient_key_is_not_detected() {
     let s = stored_set();
     let forged = b"forged table data\n".to_vec();
     let opts = EncodeOptions {
-        compression: Compression::Zstd(3),
+        compression: Compression::Zstd(ZstdLevel::TableData),
         workers: 1,
         frame_size: DEFAULT_FRAME_SIZE,
     };

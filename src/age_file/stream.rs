@@ -270,9 +270,12 @@ pub struct StreamOpener<R: Read> {
     threads: usize,
     batch_chunks: usize,
     next_chunk: u64,
+    /// `batch_chunks` encrypted chunks plus one byte, allocated zeroed once and never
+    /// resized: re-zeroing it for every read cost more than the call itself on small
+    /// objects, and untouched calloc pages cost nothing.
     buf: Vec<u8>,
-    /// Ciphertext read past the current batch (to learn whether more follows).
-    carry: Vec<u8>,
+    /// The byte read past the current batch (to learn whether more follows).
+    carry: Option<u8>,
     done: bool,
     read: u64,
     /// Plaintext of the current batch not yet handed out through `Read`.
@@ -289,7 +292,7 @@ impl<R: Read> StreamOpener<R> {
             batch_chunks: batch_chunks.max(1),
             next_chunk: 0,
             buf: Vec::new(),
-            carry: Vec::new(),
+            carry: None,
             done: false,
             read: 0,
             pos: 0,
@@ -308,42 +311,44 @@ impl<R: Read> StreamOpener<R> {
             return Ok(false);
         }
         let want = self.batch_chunks * ENCRYPTED_CHUNK_SIZE;
-        self.buf.clear();
-        self.buf.append(&mut self.carry);
+        if self.buf.len() != want + 1 {
+            self.buf = vec![0u8; want + 1];
+        }
+        let mut filled = 0;
+        if let Some(byte) = self.carry.take() {
+            self.buf[0] = byte;
+            filled = 1;
+        }
         // Read one byte past the batch: a batch is known not to hold the last chunk only
         // when more ciphertext follows it.
         let mut eof = false;
-        while self.buf.len() <= want {
-            let start = self.buf.len();
-            self.buf.resize(want + 1, 0);
-            match self.input.read(&mut self.buf[start..]) {
+        while filled <= want {
+            match self.input.read(&mut self.buf[filled..]) {
                 Ok(0) => {
-                    self.buf.truncate(start);
                     eof = true;
                     break;
                 }
-                Ok(n) => self.buf.truncate(start + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(start),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(StreamError::Io(e)),
             }
         }
         if !eof {
-            self.carry.extend_from_slice(&self.buf[want..]);
-            self.buf.truncate(want);
-        } else if self.buf.is_empty() {
+            self.carry = Some(self.buf[want]);
+            filled = want;
+        } else if filled == 0 {
             // Every stream ends with a chunk sealed as last, even an empty one.
             return Err(StreamError::Truncated);
         }
-        self.read += self.buf.len() as u64;
-        let chunks = self.buf.len().div_ceil(ENCRYPTED_CHUNK_SIZE);
+        self.read += filled as u64;
+        let chunks = filled.div_ceil(ENCRYPTED_CHUNK_SIZE);
         let first = self.next_chunk;
         let plain = if self.threads > 1 && chunks >= PARALLEL_MIN_CHUNKS {
             let per = chunks.div_ceil(self.threads) * ENCRYPTED_CHUNK_SIZE;
-            let total = self.buf.len();
+            let total = filled;
             let key = &self.key;
             let results: Vec<Result<usize, StreamError>> = std::thread::scope(|s| {
-                let handles: Vec<_> = self
-                    .buf
+                let handles: Vec<_> = self.buf[..total]
                     .chunks_mut(per)
                     .enumerate()
                     .map(|(i, part)| {
@@ -367,7 +372,7 @@ impl<R: Read> StreamOpener<R> {
             }
             plain
         } else {
-            open_run(&self.key, first, &mut self.buf, eof)?
+            open_run(&self.key, first, &mut self.buf[..filled], eof)?
         };
         self.next_chunk += chunks as u64;
         self.done = eof;

@@ -166,7 +166,7 @@ fn restore(
     warnings.0.into_iter().for_each(|w| log.note(w));
     let inner = InnerPlugin::new(&config)?;
     let reader = inner.reader("restore_data", &[key])?;
-    let mut input = BufReader::with_capacity(256 * 1024, reader);
+    let mut input = BufReader::with_capacity(64 * 1024, reader);
 
     let head = match input.fill_buf() {
         Ok(head) => head.to_vec(),

@@ -237,7 +237,15 @@ pub fn assert_prefix(out: &[u8], original: &[u8]) {
     );
 }
 
-/// The process group `pgid` has no member left (reads every /proc/<pid>/stat).
+/// The process group of `pid`, if it is alive (from /proc/<pid>/stat).
+pub fn group_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state ppid pgrp ...
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The process group `pgid` has a member left (reads every /proc/<pid>/stat).
 pub fn group_alive(pgid: u32) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return false;
