@@ -92,7 +92,13 @@ def main():
     for tool in ("age", "zstd", "gzip"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is not installed (apt-get install -y age zstd gzip)")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
+    # The deployment build (README, "Install"): static-pie, or dynamic where the static C
+    # library is missing.
+    linkage = "static-pie (cargo build-static)"
+    if subprocess.run(["cargo", "build-static", "--quiet"], cwd=REPO,
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
+        linkage = "dynamic (cargo build --release; static C library missing)"
 
     work = tempfile.mkdtemp(prefix="gpage_bench_")
     home = os.path.join(work, "home")
@@ -191,7 +197,7 @@ def main():
     cpu = subprocess.run(["bash", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                          capture_output=True, text=True).stdout.strip()
     print(f"\nmachine: {os.cpu_count()} cores, {cpu}; input {size / mib:.0f} MiB CSV "
-          f"(gzip -1: {gz_size / mib:.0f} MiB); best of {args.repeat}\n")
+          f"(gzip -1: {gz_size / mib:.0f} MiB); best of {args.repeat}; binary: {linkage}\n")
     print(f"| {'operation':<22} | {'ours':>12} | {'baseline':>12} | {'baseline is':<18} | {'ratio':>6} | "
           f"{'size ours':>10} | {'size base':>10} | target")
     print("|" + "|".join(["-" * 24, "-" * 14, "-" * 14, "-" * 20, "-" * 8, "-" * 12, "-" * 12, "-" * 22]) + "|")

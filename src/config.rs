@@ -220,8 +220,12 @@ impl PluginConfig {
                 inner.display()
             );
         }
-        let ours = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
-        if ours.is_some() && inner.canonicalize().ok() == ours {
+        // The same file as our executable (by device and inode: a symlink or a hard
+        // link to us is us too).
+        use std::os::unix::fs::MetadataExt;
+        let is_us = std::fs::metadata("/proc/self/exe")
+            .is_ok_and(|ours| ours.dev() == meta.dev() && ours.ino() == meta.ino());
+        if is_us {
             bail!(
                 "option inner_executablepath: {} is this plugin itself; name the storage plugin to wrap (e.g. gpbackup_s3_plugin)",
                 inner.display()
@@ -294,13 +298,14 @@ fn check_unknown_own_keys(options: &BTreeMap<String, String>, path: &Path) -> Re
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
     for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
+        cur[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
-        prev = cur;
+        std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
 }

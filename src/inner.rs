@@ -1,8 +1,9 @@
 //! The inner plugin: the real storage plugin we chain to, run as a child process.
 //!
 //! Every call that needs it writes a config of its own for it ([`InnerConfig`]: mode
-//! 0600, a unique name, removed when the call ends) holding only the pass-through
-//! options, because inner plugins such as gpbackup_s3_plugin reject keys they do not know.
+//! 0600, a unique name, in `$TMPDIR` or else in `/dev/shm`, removed when the call ends)
+//! holding only the pass-through options, because inner plugins such as
+//! gpbackup_s3_plugin reject keys they do not know.
 //!
 //! A data-moving child must never see end-of-file on its stdin unless the stream is
 //! complete: gpbackup_s3_plugin commits whatever it has read when stdin closes. So:
@@ -23,7 +24,7 @@ pub mod keeper;
 mod watchdog;
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,8 @@ use watchdog::Watchdog;
 
 /// How much of the inner plugin's stderr we keep for the error message.
 const STDERR_KEEP: usize = 16 * 1024;
+/// Where inner configs go when TMPDIR is not set (tmpfs on every mainstream system).
+const SHM_DIR: &str = "/dev/shm";
 /// Pipe capacity asked for between us and the child: fewer, larger transfers.
 const PIPE_SIZE: usize = 1 << 20;
 
@@ -67,10 +70,9 @@ impl InnerConfig {
         }
         guard::install();
         // tempfile creates the file with O_EXCL and mode 0600 under a random name.
-        let mut file = tempfile::Builder::new()
-            .prefix("gpbackup_age_plugin_inner_")
-            .suffix(".yaml")
-            .tempfile()
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("gpbackup_age_plugin_inner_").suffix(".yaml");
+        let mut file = in_temp_dir(|dir| builder.tempfile_in(dir))
             .context("cannot create the inner plugin's config in the temp directory")?;
         guard::track_file(file.path());
         file.write_all(text.as_bytes())
@@ -89,6 +91,17 @@ impl InnerConfig {
 impl Drop for InnerConfig {
     fn drop(&mut self) {
         guard::untrack_file(&self.file);
+    }
+}
+
+/// Runs `create` in `$TMPDIR` if it is set, else in `/dev/shm`, else in the system temp
+/// directory. RAM when there is no TMPDIR to honour: the inner plugin's credentials never
+/// reach a disk, and creating and removing a file costs a tenth of what it does on a
+/// disk file system.
+fn in_temp_dir<T>(create: impl Fn(&Path) -> io::Result<T>) -> io::Result<T> {
+    match std::env::var_os("TMPDIR").filter(|d| !d.is_empty()) {
+        Some(dir) => create(Path::new(&dir)),
+        None => create(Path::new(SHM_DIR)).or_else(|_| create(&std::env::temp_dir())),
     }
 }
 
@@ -139,17 +152,67 @@ impl InnerPlugin {
         cmd.process_group(0);
     }
 
-    /// Spawns `cmd` with its stderr captured. `hold` is kept open until the child's
-    /// stderr closes (see [`InnerPlugin::writer`]).
+    /// Spawns `cmd` with its stderr captured: through a pipe drained by a thread when
+    /// `hold` is given (kept open until that pipe closes, see [`InnerPlugin::writer`]),
+    /// otherwise into an unnamed temporary file read once the child is gone, which
+    /// needs no thread and can never block the child.
     fn start(&self, mut cmd: Command, command: &str, hold: Option<OwnedFd>) -> Result<Running> {
         let what = format!("inner plugin {} {command}", self.executable.display());
-        cmd.stderr(Stdio::piped());
+        let file = match hold {
+            Some(_) => {
+                cmd.stderr(Stdio::piped());
+                None
+            }
+            None => {
+                let file = in_temp_dir(|dir| tempfile::tempfile_in(dir))
+                    .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?;
+                cmd.stderr(Stdio::from(
+                    file.try_clone()
+                        .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?,
+                ));
+                Some(file)
+            }
+        };
         let child = cmd
             .spawn()
             .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?;
         // Our copies of the child's ends of the pipes close here, with `cmd`.
         drop(cmd);
-        Ok(Running::new(child, what, self.stall_timeout, hold))
+        Ok(Running::new(child, what, self.stall_timeout, hold, file))
+    }
+
+    /// Runs a command (backup_data) whose whole input is `bytes`, small enough for the
+    /// pipe: the pipe is filled and closed *before* the child starts, so the child can
+    /// only ever see the complete stream, whatever becomes of us, and needs no keeper.
+    /// Larger inputs, or a pipe that cannot grow, go through [`InnerPlugin::writer`].
+    pub fn write_whole(&self, command: &str, args: &[&str], bytes: &[u8]) -> Result<()> {
+        let (data_read, data_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| {
+                anyhow!(
+                    "cannot start inner plugin {} {command}: creating a pipe: {e}",
+                    self.executable.display()
+                )
+            })?;
+        let _ = rustix::pipe::fcntl_setpipe_size(&data_write, PIPE_SIZE);
+        let capacity = rustix::pipe::fcntl_getpipe_size(&data_write).unwrap_or(0);
+        if bytes.len() > capacity {
+            let mut writer = self.writer(command, args)?;
+            return match writer.write_all(bytes) {
+                Ok(()) => writer.finish(),
+                Err(e) => Err(writer
+                    .abort()
+                    .unwrap_or_else(|| anyhow!("writing the encrypted object: {e}"))),
+            };
+        }
+        // Into an empty pipe with room for all of it: one write, never blocked.
+        File::from(data_write)
+            .write_all(bytes)
+            .context("filling the inner plugin's input pipe")?;
+        let mut cmd = self.command(command, args);
+        cmd.stdin(Stdio::from(data_read)).stdout(Stdio::inherit());
+        let running = self.start(cmd, command, None)?;
+        running.watchdog.enter();
+        running.finish(false)
     }
 
     /// Runs a command whose stdout passes through to ours (hooks, deletes, listings).
@@ -208,11 +271,19 @@ impl InnerPlugin {
     }
 }
 
-/// A started child, the thread collecting its stderr, and its watchdog.
+/// Where a child's stderr is collected.
+enum StderrCapture {
+    /// A thread drains the pipe and delivers what it kept once the pipe closes.
+    Thread(crossbeam_channel::Receiver<Vec<u8>>),
+    /// An unnamed temporary file, read once the child is reaped.
+    File(File),
+    Taken,
+}
+
+/// A started child, where its stderr goes, and its watchdog.
 struct Running {
     child: Child,
-    /// Delivers the child's stderr once the pipe closes.
-    stderr: Option<crossbeam_channel::Receiver<Vec<u8>>>,
+    stderr: StderrCapture,
     what: String,
     watchdog: Watchdog,
 }
@@ -223,9 +294,10 @@ impl Running {
         what: String,
         stall_timeout: Option<Duration>,
         hold: Option<OwnedFd>,
+        file: Option<File>,
     ) -> Running {
         guard::track_group(child.id());
-        let stderr = child.stderr.take().map(|mut err| {
+        let piped = child.stderr.take().map(|mut err| {
             let (tx, rx) = crossbeam_channel::bounded(1);
             std::thread::spawn(move || {
                 let _hold = hold;
@@ -243,6 +315,11 @@ impl Running {
             });
             rx
         });
+        let stderr = match (piped, file) {
+            (Some(rx), _) => StderrCapture::Thread(rx),
+            (None, Some(file)) => StderrCapture::File(file),
+            (None, None) => StderrCapture::Taken,
+        };
         let watchdog = Watchdog::start(child.id(), stall_timeout);
         Running {
             child,
@@ -255,10 +332,19 @@ impl Running {
     /// What the child said on stderr, on one line. A child's own children may hold the
     /// pipe open after it is gone, so this waits only briefly once the child is reaped.
     fn collect_stderr(&mut self) -> String {
-        let Some(rx) = self.stderr.take() else {
-            return String::new();
+        let bytes = match std::mem::replace(&mut self.stderr, StderrCapture::Taken) {
+            StderrCapture::Thread(rx) => {
+                rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default()
+            }
+            StderrCapture::File(mut file) => {
+                let mut kept = Vec::new();
+                let _ = file
+                    .seek(io::SeekFrom::Start(0))
+                    .and_then(|_| (&mut file).take(STDERR_KEEP as u64).read_to_end(&mut kept));
+                kept
+            }
+            StderrCapture::Taken => Vec::new(),
         };
-        let bytes = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
         crate::one_line(&String::from_utf8_lossy(&bytes))
     }
 

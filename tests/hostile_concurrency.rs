@@ -95,8 +95,13 @@ fn parse_line(line: &str) -> (i64, i64, String, String, u32) {
     let pid: u32 = field(2, "pid").parse().unwrap_or_else(|_| bad("pid"));
     let command = field(3, "command").to_string();
     let object = field(4, "object").to_string();
-    for (i, key) in [(5, "bytes_in"), (6, "bytes_out"), (8, "peak_rss_kib")] {
+    for (i, key) in [(5, "bytes_in"), (6, "bytes_out")] {
         field(i, key).parse::<u64>().unwrap_or_else(|_| bad(key));
+    }
+    // A number, or `-` for a call that moved less than 1 MiB.
+    let rss = field(8, "peak_rss_kib");
+    if rss != "-" {
+        rss.parse::<u64>().unwrap_or_else(|_| bad("peak_rss_kib"));
     }
     let duration: i64 = field(7, "duration_ms")
         .parse()

@@ -7,7 +7,7 @@
 //! the local file is only ever read, never replaced by ciphertext.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -57,20 +57,31 @@ fn backup(config_path: &Path, key: &str, input: impl io::Read, log: &mut CallLog
         config.recipients_file.as_deref(),
     )?;
     let inner = InnerPlugin::new(&config)?;
-    let mut writer = inner.writer("backup_data", &[key])?;
     let opts = EncodeOptions {
         compression: config.compression,
         workers: config.workers,
         frame_size: DEFAULT_FRAME_SIZE,
     };
+    // A small object (most tables) is read and sealed whole first, then handed to the
+    // inner plugin in one go: see `InnerPlugin::write_whole`.
+    let mut input = input;
+    let mut head = Vec::new();
+    (&mut input)
+        .take(WHOLE_OBJECT_LIMIT as u64 + 1)
+        .read_to_end(&mut head)
+        .map_err(|e| anyhow!(EncodeError::Input(e)))?;
+    if head.len() <= WHOLE_OBJECT_LIMIT {
+        let mut sealed = Vec::new();
+        let (_, report) = pipeline::encode(&head[..], &mut sealed, name, &recipients, &opts)
+            .map_err(|e| anyhow!(e))?;
+        log_encoded(log, &report);
+        return inner.write_whole("backup_data", &[key], &sealed);
+    }
+    let input = io::Cursor::new(head).chain(input);
+    let mut writer = inner.writer("backup_data", &[key])?;
     match pipeline::encode(input, &mut writer, name, &recipients, &opts) {
         Ok((_, report)) => {
-            log.bytes_in = report.bytes_in;
-            log.bytes_out = report.bytes_out;
-            log.note(format!(
-                "frames={} stored={}",
-                report.frames, report.stored_frames
-            ));
+            log_encoded(log, &report);
             writer.finish()
         }
         Err(e) => {
@@ -82,6 +93,19 @@ fn backup(config_path: &Path, key: &str, input: impl io::Read, log: &mut CallLog
             })
         }
     }
+}
+
+/// Objects up to this size are sealed whole before the inner plugin starts; their
+/// ciphertext (at most a few KiB more) fits the 1 MiB pipe we ask for.
+const WHOLE_OBJECT_LIMIT: usize = 512 * 1024;
+
+fn log_encoded(log: &mut CallLog, report: &pipeline::encode::EncodeReport) {
+    log.bytes_in = report.bytes_in;
+    log.bytes_out = report.bytes_out;
+    log.note(format!(
+        "frames={} stored={}",
+        report.frames, report.stored_frames
+    ));
 }
 
 /// restore_data and restore_data_subset: the object, decoded, to stdout.
@@ -162,11 +186,19 @@ fn restore(
 ) -> Result<()> {
     let config = PluginConfig::load(config_path)?;
     let name = object_name(key)?;
-    let (identities, warnings) = keys::load_identities(&config.identity_files)?;
-    warnings.0.into_iter().for_each(|w| log.note(w));
     let inner = InnerPlugin::new(&config)?;
     let reader = inner.reader("restore_data", &[key])?;
-    let mut input = BufReader::with_capacity(64 * 1024, reader);
+    // Loaded while the inner plugin starts, not before: a small restore waits on it.
+    let (identities, warnings) = match keys::load_identities(&config.identity_files) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            drop(reader);
+            return Err(e);
+        }
+    };
+    warnings.0.into_iter().for_each(|w| log.note(w));
+    // Only for a look at the first bytes: larger reads go around it.
+    let mut input = BufReader::with_capacity(8 * 1024, reader);
 
     let head = match input.fill_buf() {
         Ok(head) => head.to_vec(),
