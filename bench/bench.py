@@ -68,14 +68,15 @@ def median_latencies(cmds, calls):
 
 
 def peak_rss_from_log(home):
-    """The plugin records its own peak RSS (VmHWM) in its call log; take the last."""
+    """The plugin records its own peak RSS (VmHWM) in its call log; take the last
+    (calls that moved less than 1 MiB record `-`)."""
     logdir = os.path.join(home, "gpAdminLogs")
     peak = 0
     for name in os.listdir(logdir):
         with open(os.path.join(logdir, name)) as f:
             for line in f:
                 for word in line.split():
-                    if word.startswith("peak_rss_kib="):
+                    if word.startswith("peak_rss_kib=") and word != "peak_rss_kib=-":
                         peak = int(word.split("=")[1])
     return peak
 
@@ -95,7 +96,7 @@ def main():
     # The deployment build (README, "Install"): static-pie, or dynamic where the static C
     # library is missing.
     linkage = "static-pie (cargo build-static)"
-    if subprocess.run(["cargo", "build-static", "--quiet"], cwd=REPO,
+    if subprocess.run(["cargo", "--quiet", "build-static"], cwd=REPO,
                       stderr=subprocess.DEVNULL).returncode != 0:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
         linkage = "dynamic (cargo build --release; static C library missing)"

@@ -154,8 +154,10 @@ impl InnerPlugin {
 
     /// Spawns `cmd` with its stderr captured: through a pipe drained by a thread when
     /// `hold` is given (kept open until that pipe closes, see [`InnerPlugin::writer`]),
-    /// otherwise into an unnamed temporary file read once the child is gone, which
-    /// needs no thread and can never block the child.
+    /// otherwise into an unnamed temporary file (in the same place as the configs) read
+    /// once the child is gone, which needs no thread and can never block the child; we
+    /// keep its first 16 KiB, and a child that writes gigabytes there fills that file
+    /// system, as it would fill a log.
     fn start(&self, mut cmd: Command, command: &str, hold: Option<OwnedFd>) -> Result<Running> {
         let what = format!("inner plugin {} {command}", self.executable.display());
         let file = match hold {
@@ -186,14 +188,7 @@ impl InnerPlugin {
     /// only ever see the complete stream, whatever becomes of us, and needs no keeper.
     /// Larger inputs, or a pipe that cannot grow, go through [`InnerPlugin::writer`].
     pub fn write_whole(&self, command: &str, args: &[&str], bytes: &[u8]) -> Result<()> {
-        let (data_read, data_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| {
-                anyhow!(
-                    "cannot start inner plugin {} {command}: creating a pipe: {e}",
-                    self.executable.display()
-                )
-            })?;
-        let _ = rustix::pipe::fcntl_setpipe_size(&data_write, PIPE_SIZE);
+        let (data_read, data_write) = self.pipe(command)?;
         let capacity = rustix::pipe::fcntl_getpipe_size(&data_write).unwrap_or(0);
         if bytes.len() > capacity {
             let mut writer = self.writer(command, args)?;
@@ -215,6 +210,20 @@ impl InnerPlugin {
         running.finish(false)
     }
 
+    /// A pipe (read end, write end) for a child's stdin, as large as the system allows
+    /// up to [`PIPE_SIZE`].
+    fn pipe(&self, command: &str) -> Result<(OwnedFd, OwnedFd)> {
+        let (read, write) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| {
+                anyhow!(
+                    "cannot start inner plugin {} {command}: creating a pipe: {e}",
+                    self.executable.display()
+                )
+            })?;
+        let _ = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE);
+        Ok((read, write))
+    }
+
     /// Runs a command whose stdout passes through to ours (hooks, deletes, listings).
     pub fn run(&self, command: &str, args: &[&str]) -> Result<()> {
         let mut cmd = self.command(command, args);
@@ -233,17 +242,15 @@ impl InnerPlugin {
     /// our first writes. Once the child is gone, dropping it makes our writes fail
     /// instead of filling the pipe for nobody.
     pub fn writer(&self, command: &str, args: &[&str]) -> Result<InnerWriter> {
-        let what = || format!("inner plugin {} {command}", self.executable.display());
-        let pipe = || {
-            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-                .map_err(|e| anyhow!("cannot start {}: creating a pipe: {e}", what()))
-        };
-        let (data_read, data_write) = pipe()?;
-        let _ = rustix::pipe::fcntl_setpipe_size(&data_write, PIPE_SIZE);
-        let (control_read, control_write) = pipe()?;
-        let held = data_write
-            .try_clone()
-            .map_err(|e| anyhow!("cannot start {}: {}", what(), io_reason(&e)))?;
+        let (data_read, data_write) = self.pipe(command)?;
+        let (control_read, control_write) = self.pipe(command)?;
+        let held = data_write.try_clone().map_err(|e| {
+            anyhow!(
+                "cannot start inner plugin {} {command}: {}",
+                self.executable.display(),
+                io_reason(&e)
+            )
+        })?;
         let mut cmd = keeper::keeper_command(&self.executable, control_read, held);
         self.finish_command(&mut cmd, command, args);
         let running = self.start(cmd, command, Some(data_read))?;
@@ -389,6 +396,10 @@ impl Running {
         }
         if stderr_is_failure && !stderr.is_empty() {
             return Err(anyhow!("{what} wrote to stderr{said}"));
+        }
+        if !stderr.is_empty() {
+            // A warning of a call that succeeded: the log keeps it, stderr must not.
+            crate::log::note_for_this_call(format!("{what} said{said}"));
         }
         Ok(())
     }

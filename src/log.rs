@@ -9,7 +9,19 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
+
+/// Notes from code that has no `CallLog` at hand (the inner plugin's warnings); the
+/// call's line takes them when it is written.
+static PENDING_NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Records `note` in the log line of the call under way.
+pub fn note_for_this_call(note: impl Into<String>) {
+    if let Ok(mut pending) = PENDING_NOTES.lock() {
+        pending.push(note.into());
+    }
+}
 
 /// The log line of one call, filled in as the call goes.
 pub struct CallLog {
@@ -39,7 +51,10 @@ impl CallLog {
     }
 
     /// Appends the line; `outcome` is `Ok` or the error that ends the call.
-    pub fn finish(self, outcome: &Result<(), anyhow::Error>) {
+    pub fn finish(mut self, outcome: &Result<(), anyhow::Error>) {
+        if let Ok(mut pending) = PENDING_NOTES.lock() {
+            self.notes.append(&mut pending);
+        }
         let now = chrono::Local::now();
         let Some(path) = log_path(&now) else { return };
         let result = match outcome {

@@ -423,13 +423,20 @@ fn inner_stderr_fails_a_restore_and_not_a_backup() {
     }
     // Decided: a backup whose inner plugin exits 0 succeeds even if it wrote to stderr
     // (gpbackup treats only a restore's stderr as failure), our stderr stays empty
-    // (anything there would be read as an error), and the object is complete.
+    // (anything there would be read as an error), the warning is in the call log, and
+    // the object is complete.
     for cmd in Cmd::BACKUPS {
         let w = World::new(cmd);
         w.fault("stderr_noise", None);
         let out = w.run();
         assert_success(&out);
         assert_tmpdir_clean(&w.h);
+        let logged = log_lines(&w.h);
+        let last = logged.last().expect("a call log line");
+        assert!(
+            last.contains("said: local_plugin: warning noise") && last.ends_with("outcome=ok"),
+            "{cmd:?}: {last}"
+        );
         w.h.write_config(&[]);
         let back = call_bounded(&w.h, "restore_data", &w.key, b"");
         assert_success(&back);
