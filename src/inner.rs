@@ -28,7 +28,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -160,27 +160,26 @@ impl InnerPlugin {
     /// system, as it would fill a log.
     fn start(&self, mut cmd: Command, command: &str, hold: Option<OwnedFd>) -> Result<Running> {
         let what = format!("inner plugin {} {command}", self.executable.display());
-        let file = match hold {
-            Some(_) => {
-                cmd.stderr(Stdio::piped());
-                None
-            }
-            None => {
-                let file = in_temp_dir(|dir| tempfile::tempfile_in(dir))
-                    .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?;
-                cmd.stderr(Stdio::from(
-                    file.try_clone()
-                        .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?,
-                ));
-                Some(file)
-            }
+        let file = if hold.is_some() {
+            cmd.stderr(Stdio::piped());
+            None
+        } else {
+            let file = in_temp_dir(|dir| tempfile::tempfile_in(dir))
+                .and_then(|file| Ok((file.try_clone()?, file)))
+                .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?;
+            cmd.stderr(Stdio::from(file.0));
+            Some(file.1)
         };
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?;
         // Our copies of the child's ends of the pipes close here, with `cmd`.
         drop(cmd);
-        Ok(Running::new(child, what, self.stall_timeout, hold, file))
+        let stderr = match file {
+            Some(file) => StderrCapture::File(file),
+            None => StderrCapture::drain(child.stderr.take(), hold),
+        };
+        Ok(Running::new(child, what, self.stall_timeout, stderr))
     }
 
     /// Runs a command (backup_data) whose whole input is `bytes`, small enough for the
@@ -287,6 +286,31 @@ enum StderrCapture {
     Taken,
 }
 
+impl StderrCapture {
+    /// Starts the thread that drains `pipe`; `hold` stays open until the pipe closes.
+    fn drain(pipe: Option<ChildStderr>, hold: Option<OwnedFd>) -> StderrCapture {
+        let Some(mut err) = pipe else {
+            return StderrCapture::Taken;
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let _hold = hold;
+            let mut kept = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Drain everything so the child never blocks on a full pipe.
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let room = STDERR_KEEP.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            let _ = tx.send(kept);
+        });
+        StderrCapture::Thread(rx)
+    }
+}
+
 /// A started child, where its stderr goes, and its watchdog.
 struct Running {
     child: Child,
@@ -297,36 +321,12 @@ struct Running {
 
 impl Running {
     fn new(
-        mut child: Child,
+        child: Child,
         what: String,
         stall_timeout: Option<Duration>,
-        hold: Option<OwnedFd>,
-        file: Option<File>,
+        stderr: StderrCapture,
     ) -> Running {
         guard::track_group(child.id());
-        let piped = child.stderr.take().map(|mut err| {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            std::thread::spawn(move || {
-                let _hold = hold;
-                let mut kept = Vec::new();
-                let mut buf = [0u8; 4096];
-                // Drain everything so the child never blocks on a full pipe.
-                while let Ok(n) = err.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let room = STDERR_KEEP.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-                let _ = tx.send(kept);
-            });
-            rx
-        });
-        let stderr = match (piped, file) {
-            (Some(rx), _) => StderrCapture::Thread(rx),
-            (None, Some(file)) => StderrCapture::File(file),
-            (None, None) => StderrCapture::Taken,
-        };
         let watchdog = Watchdog::start(child.id(), stall_timeout);
         Running {
             child,

@@ -35,7 +35,7 @@ use std::sync::Mutex;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::backup_set::{discover_or_report, BackupSet};
+use super::backup_set::{discover_or_report, failure_tally, BackupSet};
 use super::payload::{copy_checked, reencrypt, Check, CopyError};
 use super::progress::{for_each_parallel, Progress};
 use super::storage::{header_problem, recipients_fingerprint, KeySource, Keys, Store};
@@ -186,24 +186,9 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
             )
         );
     }
-    if failed_sets > 0 || failed_objects > 0 {
+    if let Some(tally) = failure_tally(failed_objects, failed_sets) {
         bail!(
-            "rotate: {}{}{}; re-run the same command to finish (objects already done are skipped)",
-            if failed_objects > 0 {
-                format!("{failed_objects} object(s) failed")
-            } else {
-                String::new()
-            },
-            if failed_objects > 0 && failed_sets > 0 {
-                ", "
-            } else {
-                ""
-            },
-            if failed_sets > 0 {
-                format!("{failed_sets} backup set(s) could not be read")
-            } else {
-                String::new()
-            },
+            "rotate: {tally}; re-run the same command to finish (objects already done are skipped)"
         );
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::io::{self, BufReader, Read};
 
 use anyhow::{anyhow, bail, Result};
 
-use super::backup_set::{discover_or_report, BackupSet};
+use super::backup_set::{discover_or_report, failure_tally, BackupSet};
 use super::progress::{for_each_parallel, Progress};
 use super::storage::{header_problem, identity_labels, KeySource, Keys, Store};
 use super::{check_timestamp, human_bytes, human_rate};
@@ -99,16 +99,8 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
         failed_objects += failed;
         println!("{}", summary(&set, &outcomes, &progress, &label));
     }
-    if failed_sets > 0 || failed_objects > 0 {
-        bail!(
-            "verify: {} object(s) failed{}",
-            failed_objects,
-            if failed_sets > 0 {
-                format!(", {failed_sets} backup set(s) could not be read")
-            } else {
-                String::new()
-            }
-        );
+    if let Some(tally) = failure_tally(failed_objects, failed_sets) {
+        bail!("verify: {tally}");
     }
     Ok(())
 }

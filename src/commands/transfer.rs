@@ -189,13 +189,8 @@ fn restore(
     let inner = InnerPlugin::new(&config)?;
     let reader = inner.reader("restore_data", &[key])?;
     // Loaded while the inner plugin starts, not before: a small restore waits on it.
-    let (identities, warnings) = match keys::load_identities(&config.identity_files) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            drop(reader);
-            return Err(e);
-        }
-    };
+    // On failure, dropping `reader` stops the inner plugin.
+    let (identities, warnings) = keys::load_identities(&config.identity_files)?;
     warnings.0.into_iter().for_each(|w| log.note(w));
     // Only for a look at the first bytes: larger reads go around it.
     let mut input = BufReader::with_capacity(8 * 1024, reader);
