@@ -15,7 +15,6 @@
 mod common;
 mod hostile_support;
 
-use std::io::Read;
 use std::path::Path;
 
 use common::*;
@@ -101,14 +100,7 @@ impl Obj {
 
 /// Decrypts with the age crate (not our code).
 fn age_decrypt(ciphertext: &[u8]) -> Result<Vec<u8>, String> {
-    let ids = demo_keyring();
-    let dec = age::Decryptor::new(ciphertext).map_err(|e| e.to_string())?;
-    let mut reader = dec
-        .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).map_err(|e| e.to_string())?;
-    Ok(out)
+    age_crate_decrypt_with(ciphertext, &demo_keyring())
 }
 
 /// Walks a valid plaintext: for each data frame, where it ends in the plaintext and

@@ -2,7 +2,7 @@
 //! common harness (kept separate so the common harness stays as it is).
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -206,14 +206,7 @@ pub fn demo_recipient() -> age::x25519::Recipient {
 
 /// Decrypts a whole age file with the age crate (not our code) and the demo identity.
 pub fn age_crate_decrypt(ciphertext: &[u8]) -> Result<Vec<u8>, String> {
-    let ids = demo_identities();
-    let dec = age::Decryptor::new(ciphertext).map_err(|e| e.to_string())?;
-    let mut reader = dec
-        .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).map_err(|e| e.to_string())?;
-    Ok(out)
+    age_crate_decrypt_with(ciphertext, &demo_identities())
 }
 
 /// Encrypts with the age crate (not our code) to the demo recipient.
