@@ -68,7 +68,6 @@ impl InnerConfig {
             };
             text.push_str(&format!("  {key}: {}\n", yaml_quote(value)));
         }
-        guard::install();
         // tempfile creates the file with O_EXCL and mode 0600 under a random name.
         let mut builder = tempfile::Builder::new();
         builder.prefix("gpbackup_age_plugin_inner_").suffix(".yaml");
@@ -175,6 +174,12 @@ impl InnerPlugin {
             .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?;
         // Our copies of the child's ends of the pipes close here, with `cmd`.
         drop(cmd);
+        // Work the call needs anyway, done while the child starts rather than before,
+        // which takes it off a small call's critical path. A signal that comes before
+        // the guard is in place ends us like a SIGKILL, which leaves nothing behind
+        // either (see docs/RELIABILITY.md).
+        guard::install();
+        crate::log::warm_up();
         let stderr = match file {
             Some(file) => StderrCapture::File(file),
             None => StderrCapture::drain(child.stderr.take(), hold),

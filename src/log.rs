@@ -6,11 +6,14 @@
 //! that cannot be written never fails a call. Each line is one `write` on a file opened
 //! for appending, so concurrent calls never interleave inside a line.
 
+use std::fs::File;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
+
+use chrono::{DateTime, Local};
 
 /// Notes from code that has no `CallLog` at hand (the inner plugin's warnings); the
 /// call's line takes them when it is written.
@@ -21,6 +24,27 @@ pub fn note_for_this_call(note: impl Into<String>) {
     if let Ok(mut pending) = PENDING_NOTES.lock() {
         pending.push(note.into());
     }
+}
+
+/// Today's log file, opened ahead of time by [`warm_up`], with its path.
+static OPENED: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
+
+/// Loads the time zone and opens today's log file, so that writing the line later costs
+/// one `write`. Called while an inner plugin starts, when a small call has nothing else
+/// to do: that takes about 0.1 ms off its critical path.
+pub fn warm_up() {
+    let Ok(mut opened) = OPENED.lock() else {
+        return;
+    };
+    if opened.is_none() {
+        *opened = log_path(&Local::now()).and_then(|path| Some((path.clone(), open(&path)?)));
+    }
+}
+
+fn open(path: &PathBuf) -> Option<File> {
+    std::fs::create_dir_all(path.parent().unwrap_or(path))
+        .and_then(|_| OpenOptions::new().create(true).append(true).open(path))
+        .ok()
 }
 
 /// The log line of one call, filled in as the call goes.
@@ -55,7 +79,7 @@ impl CallLog {
         if let Ok(mut pending) = PENDING_NOTES.lock() {
             self.notes.append(&mut pending);
         }
-        let now = chrono::Local::now();
+        let now = Local::now();
         let Some(path) = log_path(&now) else { return };
         let result = match outcome {
             Ok(()) => "ok".to_string(),
@@ -80,13 +104,15 @@ impl CallLog {
             notes,
             result
         );
-        let _ = std::fs::create_dir_all(path.parent().unwrap_or(&path)).and_then(|_| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .and_then(|mut f| f.write_all(line.as_bytes()))
-        });
+        // The file opened ahead of time, unless the day changed since.
+        let opened = OPENED.lock().ok().and_then(|mut opened| opened.take());
+        let file = match opened {
+            Some((opened_path, file)) if opened_path == path => Some(file),
+            _ => open(&path),
+        };
+        if let Some(mut file) = file {
+            let _ = file.write_all(line.as_bytes());
+        }
     }
 }
 
@@ -106,7 +132,7 @@ fn peak_rss_kib(bytes_moved: u64) -> String {
         .unwrap_or_else(|| "-".to_string())
 }
 
-fn log_path(now: &chrono::DateTime<chrono::Local>) -> Option<PathBuf> {
+fn log_path(now: &DateTime<Local>) -> Option<PathBuf> {
     let home = std::env::var_os("HOME")?;
     let day = now.format("%Y%m%d");
     Some(
