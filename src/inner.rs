@@ -140,6 +140,11 @@ impl InnerPlugin {
         })
     }
 
+    /// "inner plugin PATH COMMAND", as every message about a child names it.
+    fn what(&self, command: &str) -> String {
+        format!("inner plugin {} {command}", self.executable.display())
+    }
+
     fn command(&self, command: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.executable);
         self.finish_command(&mut cmd, command, args);
@@ -158,16 +163,16 @@ impl InnerPlugin {
     /// keep its first 16 KiB, and a child that writes gigabytes there fills that file
     /// system, as it would fill a log.
     fn start(&self, mut cmd: Command, command: &str, hold: Option<OwnedFd>) -> Result<Running> {
-        let what = format!("inner plugin {} {command}", self.executable.display());
+        let what = self.what(command);
         let file = if hold.is_some() {
             cmd.stderr(Stdio::piped());
             None
         } else {
-            let file = in_temp_dir(|dir| tempfile::tempfile_in(dir))
+            let (childs, ours) = in_temp_dir(|dir| tempfile::tempfile_in(dir))
                 .and_then(|file| Ok((file.try_clone()?, file)))
                 .map_err(|e| anyhow!("cannot start {what}: {}", io_reason(&e)))?;
-            cmd.stderr(Stdio::from(file.0));
-            Some(file.1)
+            cmd.stderr(Stdio::from(childs));
+            Some(ours)
         };
         let mut child = cmd
             .spawn()
@@ -217,13 +222,8 @@ impl InnerPlugin {
     /// A pipe (read end, write end) for a child's stdin, as large as the system allows
     /// up to [`PIPE_SIZE`].
     fn pipe(&self, command: &str) -> Result<(OwnedFd, OwnedFd)> {
-        let (read, write) =
-            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| {
-                anyhow!(
-                    "cannot start inner plugin {} {command}: creating a pipe: {e}",
-                    self.executable.display()
-                )
-            })?;
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| anyhow!("cannot start {}: creating a pipe: {e}", self.what(command)))?;
         let _ = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE);
         Ok((read, write))
     }
@@ -248,13 +248,9 @@ impl InnerPlugin {
     pub fn writer(&self, command: &str, args: &[&str]) -> Result<InnerWriter> {
         let (data_read, data_write) = self.pipe(command)?;
         let (control_read, control_write) = self.pipe(command)?;
-        let held = data_write.try_clone().map_err(|e| {
-            anyhow!(
-                "cannot start inner plugin {} {command}: {}",
-                self.executable.display(),
-                io_reason(&e)
-            )
-        })?;
+        let held = data_write
+            .try_clone()
+            .map_err(|e| anyhow!("cannot start {}: {}", self.what(command), io_reason(&e)))?;
         let mut cmd = keeper::keeper_command(&self.executable, control_read, held);
         self.finish_command(&mut cmd, command, args);
         let running = self.start(cmd, command, Some(data_read))?;

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -41,7 +41,7 @@ pub fn warm_up() {
     }
 }
 
-fn open(path: &PathBuf) -> Option<File> {
+fn open(path: &Path) -> Option<File> {
     std::fs::create_dir_all(path.parent().unwrap_or(path))
         .and_then(|_| OpenOptions::new().create(true).append(true).open(path))
         .ok()

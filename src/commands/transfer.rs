@@ -49,7 +49,12 @@ pub fn backup_file(config_path: &Path, path: &Path) -> Result<()> {
     })
 }
 
-fn backup(config_path: &Path, key: &str, input: impl io::Read, log: &mut CallLog) -> Result<()> {
+fn backup(
+    config_path: &Path,
+    key: &str,
+    mut input: impl io::Read,
+    log: &mut CallLog,
+) -> Result<()> {
     let config = PluginConfig::load(config_path)?;
     let name = object_name(key)?;
     let recipients = keys::load_recipients(
@@ -64,7 +69,6 @@ fn backup(config_path: &Path, key: &str, input: impl io::Read, log: &mut CallLog
     };
     // A small object (most tables) is read and sealed whole first, then handed to the
     // inner plugin in one go: see `InnerPlugin::write_whole`.
-    let mut input = input;
     let mut head = Vec::new();
     (&mut input)
         .take(WHOLE_OBJECT_LIMIT as u64 + 1)
