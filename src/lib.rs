@@ -9,6 +9,7 @@
 //! - [`commands`]: the plugin API commands; [`cli`]: their command line.
 //! - [`admin`]: the operator commands (keygen, rotate, verify, inspect).
 //! - [`log`]: the per-call log file.
+//! - [`read_buf`]: buffers that large reads copy into at full speed.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod log;
 pub mod object;
 pub mod pipeline;
+pub mod read_buf;
 
 /// Folds a message onto one line (errors must be one line on stderr).
 pub fn one_line(text: &str) -> String {

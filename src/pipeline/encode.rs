@@ -15,6 +15,7 @@ use crate::config::{Compression, ZstdLevel};
 use crate::object::{
     emit_stored_frame, stored_frame_len, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer,
 };
+use crate::read_buf::ReadBuf;
 
 /// How to encode.
 #[derive(Debug, Clone)]
@@ -76,7 +77,7 @@ struct Encoded {
     /// Original bytes this frame holds.
     plain_len: usize,
     /// The original bytes (kept for a stored frame, whose body they are).
-    original: Vec<u8>,
+    original: ReadBuf,
     /// The compressed frame, when compression paid off.
     compressed: Option<Vec<u8>>,
 }
@@ -123,7 +124,7 @@ impl Framer {
     /// of it; otherwise the frame is stored and `out` is handed back unused.
     fn frame(
         &mut self,
-        original: Vec<u8>,
+        original: ReadBuf,
         mut out: Vec<u8>,
     ) -> Result<(Encoded, Option<Vec<u8>>), EncodeError> {
         let plain_len = original.len();
@@ -198,24 +199,21 @@ impl<W: Write> FrameWriter<W> {
     }
 }
 
-/// Reads into `buf` until it holds `frame_size` bytes or the input ends, without
-/// zeroing, and hashes what it reads. Reading and hashing go by pieces that stay in the CPU cache in between: one
-/// pass over a 2 MiB frame each would cost twice the memory traffic.
+/// Reads into `buf` until it holds `frame_size` bytes or the input ends, and hashes
+/// what it reads. Reading and hashing go by pieces that stay in the CPU cache in
+/// between: one pass over a 2 MiB frame each would cost twice the memory traffic.
 fn read_frame<R: Read>(
     input: &mut R,
-    buf: &mut Vec<u8>,
+    buf: &mut ReadBuf,
     frame_size: usize,
     hasher: &mut Sha256,
 ) -> Result<usize, EncodeError> {
     while buf.len() < frame_size {
         let start = buf.len();
-        match input
-            .take(STORED_FRAME_SIZE.min(frame_size - start) as u64)
-            .read_to_end(buf)
-        {
+        // `read_to_end` underneath retries interrupted reads.
+        match buf.read_from(input, STORED_FRAME_SIZE.min(frame_size - start)) {
             Ok(0) => break,
             Ok(_) => hasher.update(&buf[start..]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => hasher.update(&buf[start..]),
             Err(e) => return Err(EncodeError::Input(e)),
         }
     }
@@ -244,7 +242,7 @@ pub fn encode<R: Read, W: Write + Send>(
     // whole cost); anything else is compressed in large frames.
     let mut hasher = Sha256::new();
     let probe = STORED_FRAME_SIZE.min(opts.frame_size);
-    let mut first = Vec::with_capacity(probe);
+    let mut first = ReadBuf::with_capacity(probe);
     read_frame(&mut input, &mut first, probe, &mut hasher)?;
     let level = match opts.compression {
         Compression::Zstd(level) if !looks_compressed(name, &first) => Some(level),
@@ -325,7 +323,7 @@ pub fn encode<R: Read, W: Write + Send>(
 #[allow(clippy::too_many_arguments)]
 fn encode_parallel<R: Read, W: Write + Send>(
     mut input: R,
-    first: Vec<u8>,
+    first: ReadBuf,
     writer: FrameWriter<W>,
     level: Option<ZstdLevel>,
     workers: usize,
@@ -334,10 +332,10 @@ fn encode_parallel<R: Read, W: Write + Send>(
     report: &mut EncodeReport,
 ) -> Result<FrameWriter<W>, EncodeError> {
     let depth = workers.max(4);
-    let (work_tx, work_rx) = bounded::<(u64, Vec<u8>)>(depth);
+    let (work_tx, work_rx) = bounded::<(u64, ReadBuf)>(depth);
     let (done_tx, done_rx) = bounded::<(u64, Result<Encoded, EncodeError>)>(depth);
     // Spent original buffers go back to the reader, compressed ones to the workers.
-    let (free_in_tx, free_in_rx) = bounded::<Vec<u8>>(2 * depth + 4);
+    let (free_in_tx, free_in_rx) = bounded::<ReadBuf>(2 * depth + 4);
     let (free_out_tx, free_out_rx) = bounded::<Vec<u8>>(2 * depth + 4);
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -429,7 +427,7 @@ fn encode_parallel<R: Read, W: Write + Send>(
             }
             block = free_in_rx
                 .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(frame_size));
+                .unwrap_or_else(|_| ReadBuf::with_capacity(frame_size));
             block.clear();
             if let Err(e) = read_frame(&mut input, &mut block, frame_size, hasher) {
                 read_error = Some(e);
