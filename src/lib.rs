@@ -9,7 +9,8 @@
 //! - [`commands`]: the plugin API commands; [`cli`]: their command line.
 //! - [`admin`]: the operator commands (keygen, rotate, verify, inspect).
 //! - [`log`]: the per-call log file.
-//! - [`read_buf`]: buffers that large reads copy into at full speed.
+//! - [`read_buf`]: a backup's input buffers, aligned so the kernel copies into them at
+//!   full speed.
 
 #![forbid(unsafe_code)]
 

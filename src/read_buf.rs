@@ -16,7 +16,7 @@
 //! speed as they are.
 
 use std::io::{self, Read};
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 
 /// The boundary the contents start on.
 const ALIGN: usize = 64;
@@ -73,12 +73,6 @@ impl Deref for ReadBuf {
 
     fn deref(&self) -> &[u8] {
         &self.bytes[self.start..]
-    }
-}
-
-impl DerefMut for ReadBuf {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.start..]
     }
 }
 
