@@ -3,10 +3,11 @@
 //! glibc serves a large allocation (from 128 KiB) with a mapping of its own and returns
 //! an address 16 bytes past a page boundary. A `read` into such a buffer has the kernel
 //! copy from page-aligned memory (a pipe's pages, the page cache) to an address 16 bytes
-//! further on in its page, and on AMD Zen the `rep movsb` the kernel copies with runs
-//! about 4x slower when the destination lies 1 to 31 bytes past the source, modulo
-//! 4096: 180 MiB read from the page cache into such a buffer took 100 ms instead of
-//! 22 ms (README, "Where the time goes"). A backup's frames start at input offsets that
+//! further on in its page, and on this AMD EPYC the `rep movsb` the kernel copies with
+//! runs about 4x slower when the destination lies a few bytes past the source, modulo
+//! 4096 (measured at 1 to 24 bytes; 32 and more are fast): 180 MiB read from the page
+//! cache into such a buffer took 100 ms instead of 22 ms (README, "Where the time
+//! goes"). A backup's frames start at input offsets that
 //! are multiples of 64, so with each buffer's contents on a 64-byte boundary every read
 //! keeps source and destination at the same offset in their pages. The padding in
 //! front, at most 63 bytes, is never part of the contents.
