@@ -4,13 +4,12 @@
 //! an address 16 bytes past a page boundary. A `read` into such a buffer has the kernel
 //! copy from page-aligned memory (a pipe's pages, the page cache) to an address 16 bytes
 //! further on in its page, and on this AMD EPYC the `rep movsb` the kernel copies with
-//! runs about 4x slower when the destination lies a few bytes past the source, modulo
-//! 4096 (measured at 1 to 24 bytes; 32 and more are fast): 180 MiB read from the page
-//! cache into such a buffer took 100 ms instead of 22 ms (README, "Where the time
-//! goes"). A backup's frames start at input offsets that
-//! are multiples of 64, so with each buffer's contents on a 64-byte boundary every read
-//! keeps source and destination at the same offset in their pages. The padding in
-//! front, at most 63 bytes, is never part of the contents.
+//! is 3x to 4x slower when the destination lies 1 to 31 bytes past the source, modulo
+//! 4096 (`bench/read_offset.py` measures it; README, "Where the time goes"). A backup's
+//! frames start at input offsets that are multiples of 64, so with each buffer's
+//! contents on a 64-byte boundary every read keeps source and destination at the same
+//! offset in their pages. The padding in front, at most 63 bytes, is never part of the
+//! contents.
 //!
 //! A restore reads its ciphertext after a header of variable length, so there the
 //! distance depends on the header, not on the buffer; measured restores read at full
