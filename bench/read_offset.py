@@ -45,13 +45,13 @@ def main():
             best[o] = min(best[o], read_all(fd, views[o]))
     os.close(fd)
     size = os.path.getsize(args.file)
-    base = best[0] if 0 in best else best[offsets[0]]
+    base = 0 if 0 in best else offsets[0]
     print(f"{size / (1 << 20):.0f} MiB in {CHUNK >> 10} KiB reads, best of {args.rounds}")
-    print(f"| {'page offset':>11} | {'time':>9} | {'MiB/s':>7} | vs offset {0 if 0 in best else offsets[0]} |")
+    print(f"| {'page offset':>11} | {'time':>9} | {'MiB/s':>7} | vs offset {base} |")
     print("|-------------|-----------|---------|-------------|")
     for o in offsets:
         print(f"| {o:>11} | {best[o] * 1000:>6.1f} ms | {size / (1 << 20) / best[o]:>7.0f} | "
-              f"{best[o] / base:>10.2f}x |")
+              f"{best[o] / best[base]:>10.2f}x |")
     for v in views.values():
         v.release()
     buf.close()

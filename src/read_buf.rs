@@ -76,12 +76,6 @@ impl Deref for ReadBuf {
     }
 }
 
-impl AsRef<[u8]> for ReadBuf {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

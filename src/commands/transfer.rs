@@ -21,7 +21,6 @@ use crate::log::CallLog;
 use crate::pipeline::decode::looks_like_age;
 use crate::pipeline::encode::EncodeError;
 use crate::pipeline::{self, ByteRanges, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
-use crate::read_buf::ReadBuf;
 
 /// backup_data: stdin to the inner plugin's backup_data under the same key.
 pub fn backup_data(config_path: &Path, key: &str) -> Result<()> {
@@ -70,8 +69,12 @@ fn backup(
     };
     // A small object (most tables) is read and sealed whole first, then handed to the
     // inner plugin in one go: see `InnerPlugin::write_whole`.
-    let mut head = ReadBuf::with_capacity(WHOLE_OBJECT_LIMIT + 1);
-    head.read_from(&mut input, WHOLE_OBJECT_LIMIT + 1)
+    // Grown as it fills, not a `ReadBuf` of the whole limit: most calls are small, and
+    // mapping 512 KiB up front would cost every one of them a mapping.
+    let mut head = Vec::new();
+    (&mut input)
+        .take(WHOLE_OBJECT_LIMIT as u64 + 1)
+        .read_to_end(&mut head)
         .map_err(|e| anyhow!(EncodeError::Input(e)))?;
     if head.len() <= WHOLE_OBJECT_LIMIT {
         let mut sealed = Vec::new();
