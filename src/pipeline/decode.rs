@@ -130,7 +130,7 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
     }
     let aborted = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let mut sink = FrameSink::new(out, opts.workers, opts.ranges.is_none(), &aborted);
+        let mut sink = FrameSink::new(out, opts.workers, opts.ranges.is_none(), &aborted)?;
         let result = read_frames(&mut units, &object, opts, &mut sink, s);
         if result.is_err() {
             // Nothing more reaches the output once a failure is known.
@@ -306,21 +306,26 @@ fn new_decompressor() -> Result<zstd::bulk::Decompressor<'static>, DecodeError> 
 }
 
 impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
-    fn new(out: W, workers: usize, hash: bool, aborted: &'scope AtomicBool) -> Self {
-        FrameSink {
+    fn new(
+        out: W,
+        workers: usize,
+        hash: bool,
+        aborted: &'scope AtomicBool,
+    ) -> Result<Self, DecodeError> {
+        Ok(FrameSink {
             inline: Some(InlineSink {
                 out,
                 writer: OrderedWriter {
                     hasher: hash.then(Sha256::new),
                     written: 0,
                 },
-                dec: zstd::bulk::Decompressor::new().expect("a zstd decompression context"),
+                dec: new_decompressor()?,
             }),
             pool: None,
             workers,
             seq: 0,
             aborted,
-        }
+        })
     }
 
     fn push(
