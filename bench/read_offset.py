@@ -8,7 +8,7 @@ cache or a pipe is several times slower than into an aligned one. This reads FIL
 and its ratio to offset 0, measured in the same run (best of --rounds, offsets taking
 turns). On a CPU without the slow case every ratio is about 1.
 
-usage: python3 bench/read_offset.py FILE [--rounds 3] [--offsets 0,8,16,24,32,64]
+usage: python3 bench/read_offset.py FILE [--rounds 3] [--offsets 0,8,16,24,32,64,2048]
 """
 import argparse
 import mmap

@@ -60,8 +60,11 @@ impl ReadBuf {
     }
 
     /// Appends up to `limit` bytes from `input` (fewer only at its end); returns how
-    /// many came.
+    /// many came. Room is made first, so the contents never move through the `Vec`'s
+    /// own reallocation, which would drop the alignment; a caller that knows the final
+    /// size reserves it once instead of letting each read grow the buffer.
     pub fn read_from<R: Read>(&mut self, input: &mut R, limit: usize) -> io::Result<usize> {
+        self.reserve(limit);
         let before = self.bytes.len();
         input.take(limit as u64).read_to_end(&mut self.bytes)?;
         Ok(self.bytes.len() - before)
