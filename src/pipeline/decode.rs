@@ -88,6 +88,14 @@ pub fn looks_like_age(head: &[u8]) -> bool {
 
 /// Decodes one object from `input` to `out`, opening it with the first identity of the
 /// keyring that matches.
+///
+/// A full restore verifies everything (every chunk, every frame, the name, the frame
+/// count, the length and the SHA-256 of the original). A subset restore
+/// (`opts.ranges`) verifies what it reads: every chunk up to the end of its last range,
+/// every frame it decompresses, the name, and, only if it happens to read to the end,
+/// the frame count and length; the SHA-256 needs every frame and is left to full reads.
+/// It reads nothing past the end of its last range, and refuses ranges beyond the end
+/// of the object.
 pub fn decode<R: BufRead + Send, W: Write + Send>(
     mut input: R,
     out: W,
@@ -139,7 +147,7 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
         let sunk = sink.finish();
         let (trailer, frames) = result?;
         let (bytes_out, sha256) = sunk?;
-        if let Some(t) = &trailer {
+        if let (Some(t), Some(sha256)) = (&trailer, sha256) {
             if t.sha256 != sha256 {
                 return Err(DecodeError::Mismatch(
                     "SHA-256 of the restored data does not match the one recorded at backup".into(),
@@ -167,6 +175,13 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
     let mut offset = 0u64;
     let mut frames = 0u64;
     loop {
+        if let Some(r) = opts.ranges {
+            // Everything asked for is out (for `0` or `1 0 0`: nothing was asked for):
+            // no more reading, so no more checking either.
+            if offset >= r.end() {
+                return Ok((None, frames));
+            }
+        }
         match units.next_unit()? {
             Some(Unit::Frame(d, frame)) => {
                 if d.plain_len > object.frame_size {
@@ -180,11 +195,6 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
                 frames += 1;
                 if parts.as_ref().is_none_or(|p| !p.is_empty()) {
                     sink.push(frame, &d, parts, scope)?;
-                }
-                if let Some(r) = opts.ranges {
-                    if offset >= r.end() {
-                        return Ok((None, frames));
-                    }
                 }
             }
             Some(Unit::Record(Record::Trailer(t))) => {
@@ -200,12 +210,8 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
                     )));
                 }
                 if let Some(r) = opts.ranges {
-                    if r.end() > offset {
-                        return Err(DecodeError::Mismatch(format!(
-                            "requested range ends at byte {} but the object holds only {offset} bytes",
-                            r.end()
-                        )));
-                    }
+                    r.check_reach(offset)
+                        .map_err(|e| DecodeError::Mismatch(e.to_string()))?;
                 }
                 return Ok((Some(t), frames));
             }
@@ -413,8 +419,9 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
         }
     }
 
-    /// Drains the pipeline; returns the bytes written and the SHA-256 of all frames.
-    fn finish(self) -> Result<(u64, [u8; 32]), DecodeError> {
+    /// Drains the pipeline; returns the bytes written and the SHA-256 of all frames
+    /// (when hashing: full restores).
+    fn finish(self) -> Result<(u64, Option<[u8; 32]>), DecodeError> {
         let (mut out, writer) = match (self.inline, self.pool) {
             (Some(inline), _) => (inline.out, inline.writer),
             (None, Some(pool)) => {
@@ -428,10 +435,7 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
         if !self.aborted.load(Ordering::SeqCst) {
             out.flush().map_err(DecodeError::Output)?;
         }
-        let sha = writer
-            .hasher
-            .map(|h| h.finalize().into())
-            .unwrap_or([0; 32]);
+        let sha = writer.hasher.map(|h| h.finalize().into());
         Ok((writer.written, sha))
     }
 }
