@@ -15,12 +15,10 @@ mod admin_support;
 mod common;
 mod plugin_support;
 
-use std::process::Output;
-
 use admin_support::*;
 use common::*;
 use gpbackup_age_plugin::pipeline::{DEFAULT_FRAME_SIZE as FRAME, STORED_FRAME_SIZE as STORED};
-use plugin_support::{csv_bytes, gzip};
+use plugin_support::{csv_bytes, gzip, subset};
 
 const TS: &str = "20250303030303";
 
@@ -92,27 +90,11 @@ fn offsets_text(ranges: &[(usize, usize)]) -> String {
     text
 }
 
-fn subset(h: &Harness, key: &str, text: &str) -> Output {
-    let file = h.path().join("offsets");
-    std::fs::write(&file, text).unwrap();
-    h.call(
-        "restore_data_subset",
-        &format!("{key} {}", file.display()),
-        b"",
-    )
-}
-
 fn key_of(h: &Harness, content: usize) -> String {
     seg_dir(h, content as i32, TS)
         .join(format!("gpbackup_{content}_{TS}"))
         .display()
         .to_string()
-}
-
-fn field<'a>(text: &'a str, name: &str) -> &'a str {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .unwrap_or_else(|| panic!("no '{name}:' line in:\n{text}"))
 }
 
 #[test]
@@ -234,17 +216,7 @@ fn every_object_shape_with_every_legal_range_shape_through_every_command() {
         "verify: {text}"
     );
     use_keys(&h, &[&b], &[&a, &b], &[("restore_subset", "on")]);
-    let work = h.path().join("work");
-    let text = ok(&admin(
-        &h,
-        &[
-            "rotate",
-            h.config.to_str().unwrap(),
-            "--work-dir",
-            work.to_str().unwrap(),
-            TS,
-        ],
-    ));
+    let text = ok(&rotate(&h, &[], &[TS]));
     assert!(
         text.contains(&format!("{objects} re-wrapped")) && text.contains("0 failed"),
         "rotate: {text}"

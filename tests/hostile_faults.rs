@@ -447,15 +447,12 @@ fn inner_stderr_fails_a_restore_whose_inner_plugin_exits_non_zero_or_that_did_no
         (3, Cmd::RestoreFile),
     ] {
         let w = World::new(cmd);
-        let script = w.h.path().join("warning_inner.sh");
-        write_script(
-            &script,
-            &format!(
-                "#!/usr/bin/env bash\n'{}' \"$@\"\necho 'inner: warning: throttled by the bucket' >&2\nexit {code}\n",
-                local_plugin().display()
-            ),
+        wrap_inner(
+            &w.h,
+            "warning_inner.sh",
+            "",
+            &format!("echo 'inner: warning: throttled by the bucket' >&2\nexit {code}"),
         );
-        w.h.write_config(&[("inner_executablepath", &script.display().to_string())]);
         let out = w.run();
         if code == 0 {
             assert_success(&out);
@@ -479,15 +476,12 @@ fn inner_stderr_fails_a_restore_whose_inner_plugin_exits_non_zero_or_that_did_no
     // A restore that did not verify still fails with the inner plugin's text: the
     // object cut short by an inner plugin that warned and exited 0.
     let w = World::new(Cmd::RestoreData);
-    let script = w.h.path().join("cutting_inner.sh");
-    write_script(
-        &script,
-        &format!(
-            "#!/usr/bin/env bash\n'{}' \"$@\" | head -c 1000000\necho 'inner: warning: connection reset' >&2\n",
-            local_plugin().display()
-        ),
+    wrap_inner(
+        &w.h,
+        "cutting_inner.sh",
+        " | head -c 1000000",
+        "echo 'inner: warning: connection reset' >&2",
     );
-    w.h.write_config(&[("inner_executablepath", &script.display().to_string())]);
     let out = w.run();
     w.assert_failed_cleanly(
         &out,
@@ -587,6 +581,20 @@ fn failed_calls_log_the_bytes_that_moved() {
         field_of(&last, "bytes_out").parse::<u64>().unwrap() >= 2_000_000,
         "{last}"
     );
+}
+
+/// Makes the config's inner plugin a script `name` that runs the real one with `pipe`
+/// after it (a shell pipeline suffix), then the shell lines `then`.
+fn wrap_inner(h: &Harness, name: &str, pipe: &str, then: &str) {
+    let script = h.path().join(name);
+    write_script(
+        &script,
+        &format!(
+            "#!/usr/bin/env bash\n'{}' \"$@\"{pipe}\n{then}\n",
+            local_plugin().display()
+        ),
+    );
+    h.write_config(&[("inner_executablepath", &script.display().to_string())]);
 }
 
 /// The value of `name=` in a call log line.

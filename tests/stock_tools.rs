@@ -14,6 +14,7 @@ use gpbackup_age_plugin::age_file::stream::{StreamOpener, StreamSealer};
 use gpbackup_age_plugin::age_file::{new_file_key, new_nonce, Header, PayloadKey, NONCE_SIZE};
 use gpbackup_age_plugin::pipeline::DEFAULT_FRAME_SIZE as FRAME;
 
+use admin_support::field;
 use common::*;
 use plugin_support::*;
 
@@ -363,12 +364,6 @@ fn rearmor(object: &Path, crlf: bool) {
     std::fs::write(object, armored).unwrap();
 }
 
-fn field<'a>(text: &'a str, name: &str) -> &'a str {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .unwrap_or_else(|| panic!("no '{name}:' line in:\n{text}"))
-}
-
 #[test]
 fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
     use admin_support::*;
@@ -404,17 +399,11 @@ fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
     let out = h.restore_data(&data_key);
     assert_ok(&out);
     assert!(out.stdout == *data, "restore_data of an armored object");
-    let offsets = h.path().join("offsets");
     let len = data.len();
-    std::fs::write(
-        &offsets,
-        format!("3 0 10 {} {} {len} {len}", FRAME - 3, FRAME + 3),
-    )
-    .unwrap();
-    let out = h.call(
-        "restore_data_subset",
-        &format!("{data_key} {}", offsets.display()),
-        b"",
+    let out = subset(
+        &h,
+        &data_key,
+        &format!("3 0 10 {} {} {len} {len}", FRAME - 3, FRAME + 3),
     );
     assert_ok(&out);
     assert_eq!(
@@ -537,17 +526,7 @@ fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
             ),
         ),
     ]);
-    let work = h.path().join("work");
-    let text = ok(&admin(
-        &h,
-        &[
-            "rotate",
-            h.config.to_str().unwrap(),
-            "--work-dir",
-            work.to_str().unwrap(),
-            TS,
-        ],
-    ));
+    let text = ok(&rotate(&h, &[], &[TS]));
     assert!(text.contains("0 failed"), "rotate: {text}");
     for name in [&data_name, &meta_name, &config_name] {
         let bytes = std::fs::read(stored_at(&h, TS, name)).unwrap();
