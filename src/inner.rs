@@ -413,10 +413,10 @@ impl Running {
         self.watchdog.stop();
     }
 
-    /// Stops the child: if it already ended, or ends within `grace`, its own failure
-    /// (exit status and stderr) is returned as the better explanation of what went
-    /// wrong; otherwise it is killed and `None` is returned.
-    fn stop(mut self, grace: Duration) -> Option<anyhow::Error> {
+    /// Stops the child: if it already ended, or ends within `grace`, says how (its own
+    /// failure, or what it said on stderr); otherwise it is killed, and what it said
+    /// before is kept.
+    fn stop(mut self, grace: Duration) -> Stopped {
         let deadline = Instant::now() + grace;
         let status = loop {
             match self.child.try_wait() {
@@ -438,22 +438,50 @@ impl Running {
                 if status.signal() == Some(13)
                     || (status.code() == Some(128 + 13) && stderr.is_empty())
                 {
-                    return None;
+                    return Stopped::Quietly;
                 }
-                self.check(status, &stderr, true).err()
+                match self.check(status, &stderr, false) {
+                    Err(e) => Stopped::Failed(e),
+                    Ok(()) if stderr.is_empty() => Stopped::Quietly,
+                    Ok(()) => Stopped::Said(anyhow!("{} said: {stderr}", self.what)),
+                }
             }
             None => {
                 self.kill();
                 let stderr = self.collect_stderr();
                 if let Some(limit) = self.watchdog.stalled() {
-                    return Some(anyhow!(
+                    return Stopped::Failed(anyhow!(
                         "{} stalled: no data moved for {} s (stall_timeout_seconds), so it was killed",
                         self.what,
                         limit.as_secs()
                     ));
                 }
-                (!stderr.is_empty()).then(|| anyhow!("{} said: {stderr}", self.what))
+                if stderr.is_empty() {
+                    Stopped::Quietly
+                } else {
+                    Stopped::Said(anyhow!("{} said: {stderr}", self.what))
+                }
             }
+        }
+    }
+}
+
+/// How a child that was stopped ended, as far as the call is concerned.
+enum Stopped {
+    /// Nothing to report: it exited 0 (or of SIGPIPE) or was killed, silently.
+    Quietly,
+    /// It exited 0, or was killed by us, after writing to stderr ("… said: …").
+    Said(anyhow::Error),
+    /// It failed on its own: a non-zero exit, a signal, a stall.
+    Failed(anyhow::Error),
+}
+
+impl Stopped {
+    /// Anything it did or said, as a failure.
+    fn any(self) -> Option<anyhow::Error> {
+        match self {
+            Stopped::Quietly => None,
+            Stopped::Said(e) | Stopped::Failed(e) => Some(e),
         }
     }
 }
@@ -502,7 +530,10 @@ impl InnerWriter {
     }
 
     fn kill_first(&mut self) -> Option<anyhow::Error> {
-        let failure = self.running.take().and_then(|r| r.stop(Duration::ZERO));
+        let failure = self
+            .running
+            .take()
+            .and_then(|r| r.stop(Duration::ZERO).any());
         drop(self.stdin.take());
         drop(self.control.take());
         failure
@@ -549,29 +580,55 @@ impl InnerReader {
     }
 
     /// Waits for the child after its stream was read to the end; any stderr text is a
-    /// failure, as it would be for gprestore.
-    pub fn finish(mut self) -> Result<()> {
+    /// failure, as it would be for gprestore (for bytes nothing verified: plaintext
+    /// objects passed through).
+    pub fn finish(self) -> Result<()> {
+        self.finish_checked(true)
+    }
+
+    /// [`InnerReader::finish`] for a stream that was verified completely: only a
+    /// failing exit fails the call; stderr text of a child that exited 0 goes to the
+    /// call log (every byte restored was authenticated and checked, so the restore is
+    /// correct whatever the child said).
+    pub fn finish_verified(self) -> Result<()> {
+        self.finish_checked(false)
+    }
+
+    fn finish_checked(mut self, stderr_is_failure: bool) -> Result<()> {
         drop(self.stdout.take());
         let running = self.running.take().expect("finished once");
         running.watchdog.enter();
-        running.finish(true)
+        running.finish(stderr_is_failure)
     }
 
-    /// Stops the child after `ours` went wrong (or after a subset restore has all it
-    /// needs, with `ours` = None). The child's own failure, if it failed, explains more
-    /// than a decode error on its output, so it wins.
+    /// Stops the child after `ours` went wrong (or, with `ours` = None, after a subset
+    /// restore has all it needs or its reader went away). The child's own failure, if
+    /// it failed, explains more than a decode error on its output, so it wins; what it
+    /// said on stderr is added to ours.
     pub fn abort(mut self, ours: Option<anyhow::Error>) -> Option<anyhow::Error> {
         let Some(ours) = ours else {
-            // Stopped early with all it needed: the child is stopped *before* its stdout
-            // closes, so nothing it says from now on is caused by us, and what it said
-            // before (stderr text, a failure) still fails the restore, as for gprestore.
-            let theirs = self.running.take().and_then(|r| r.stop(Duration::ZERO));
+            // Stopped early, with everything written verified: the child is stopped
+            // *before* its stdout closes, so nothing it says from now on is caused by
+            // us. A failure it had before (a non-zero exit) still fails the restore;
+            // stderr text alone goes to the call log, as after a verified full restore.
+            let theirs = self.running.take().map(|r| r.stop(Duration::ZERO));
             drop(self.stdout.take());
-            return theirs;
+            return match theirs {
+                Some(Stopped::Failed(e)) => Some(e),
+                Some(Stopped::Said(e)) => {
+                    crate::log::note_for_this_call(e.to_string());
+                    None
+                }
+                _ => None,
+            };
         };
         drop(self.stdout.take());
-        let theirs = self.running.take().and_then(|r| r.stop(READER_GRACE));
-        Some(theirs.unwrap_or(ours))
+        let theirs = self.running.take().map(|r| r.stop(READER_GRACE));
+        Some(match theirs {
+            Some(Stopped::Failed(e)) => e,
+            Some(Stopped::Said(e)) => anyhow!("{ours:#}; {e:#}"),
+            _ => ours,
+        })
     }
 }
 

@@ -8,8 +8,9 @@
 
 use std::fs::File;
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -55,6 +56,8 @@ pub struct CallLog {
     pub bytes_in: u64,
     pub bytes_out: u64,
     notes: Vec<String>,
+    /// The outcome written for a call that succeeded: `ok` unless said otherwise.
+    ok_outcome: Option<String>,
 }
 
 impl CallLog {
@@ -66,7 +69,14 @@ impl CallLog {
             bytes_in: 0,
             bytes_out: 0,
             notes: Vec::new(),
+            ok_outcome: None,
         }
+    }
+
+    /// Says what a call that succeeds without having done all of its work was, instead
+    /// of `ok` (a restore whose reader closed the stream early).
+    pub fn set_outcome(&mut self, outcome: impl Into<String>) {
+        self.ok_outcome = Some(outcome.into());
     }
 
     /// Something worth recording that is not a failure (a warning, a detail).
@@ -82,7 +92,7 @@ impl CallLog {
         let now = Local::now();
         let Some(path) = log_path(&now) else { return };
         let result = match outcome {
-            Ok(()) => "ok".to_string(),
+            Ok(()) => self.ok_outcome.take().unwrap_or_else(|| "ok".to_string()),
             Err(e) => format!("error: {}", crate::one_line(&format!("{e:#}"))),
         };
         let notes = if self.notes.is_empty() {
@@ -140,4 +150,37 @@ fn log_path(now: &DateTime<Local>) -> Option<PathBuf> {
             .join("gpAdminLogs")
             .join(format!("gpbackup_age_plugin_{day}.log")),
     )
+}
+
+/// A reader or writer that adds the bytes passing through it to a counter, so that the
+/// call log's byte counters say what moved even when a call fails half way (the
+/// pipelines report their counts only on success).
+pub struct Metered<'a, T> {
+    inner: T,
+    count: &'a AtomicU64,
+}
+
+impl<'a, T> Metered<'a, T> {
+    pub fn new(inner: T, count: &'a AtomicU64) -> Self {
+        Metered { inner, count }
+    }
+}
+
+impl<T: Read> Read for Metered<'_, T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<T: Write> Write for Metered<'_, T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }

@@ -7,12 +7,6 @@ use admin_support::*;
 use common::*;
 use sha2::{Digest, Sha256};
 
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
-        .unwrap_or_else(|| panic!("no '{key}:' line in:\n{out}"))
-}
-
 #[test]
 fn inspect_without_and_with_a_key() {
     let h = Harness::new(&[]);

@@ -26,23 +26,6 @@ fn snapshot(h: &Harness, set: &SimBackup) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn work(h: &Harness) -> PathBuf {
-    h.path().join("work")
-}
-
-fn rotate(h: &Harness, extra: &[&str], ts: &[&str]) -> std::process::Output {
-    let work = work(h);
-    let mut args = vec![
-        "rotate",
-        h.config.to_str().unwrap(),
-        "--work-dir",
-        work.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(ts);
-    admin(h, &args)
-}
-
 /// `age -d -i key | zstd -d` with the stock tools.
 fn stock_restore(identity: &Path, object: &Path) -> Option<Vec<u8>> {
     let script = format!(

@@ -196,16 +196,6 @@ fn one_worker_round_trips_a_multi_frame_stream() {
     round_trip(&h, &h.data_key(0, 16385), &random_bytes(2 * FRAME + 5, 11));
 }
 
-fn subset(h: &Harness, key: &str, offsets: &str) -> std::process::Output {
-    let file = h.path().join("offsets.txt");
-    std::fs::write(&file, offsets).unwrap();
-    h.call(
-        "restore_data_subset",
-        &format!("{key} {}", file.display()),
-        b"",
-    )
-}
-
 #[test]
 fn restore_data_subset_writes_exactly_the_requested_ranges() {
     // restore_subset is gpbackup's switch: ours, not forwarded (local_plugin.sh would

@@ -598,10 +598,22 @@ fn check_ranges(text: &str) {
             "{text:?}: unsorted or overlapping"
         );
     }
+    // How far the file reaches (zero-length ranges included) is kept: printed as a
+    // zero-length range at that offset when it lies past the last non-empty range.
+    let last_end = r.last().map_or(0, |x| x.1);
+    assert!(
+        ranges.end() >= last_end,
+        "{text:?}: reach before the last range"
+    );
+    let mut pairs: Vec<(u64, u64)> = r.to_vec();
+    if ranges.end() > last_end {
+        pairs.push((ranges.end(), ranges.end()));
+    }
     let printed = format!(
         "{} {}",
-        r.len(),
-        r.iter()
+        pairs.len(),
+        pairs
+            .iter()
             .map(|(s, e)| format!("{s} {e}"))
             .collect::<Vec<_>>()
             .join(" ")
@@ -621,6 +633,9 @@ fn mutated_offsets_files_never_panic_or_overallocate() {
         "1 3 10\n",
         "3 0 5 5 8 100 2000000\n",
         "0",
+        "1 0 0",
+        "2 0 0 0 0",
+        "3 0 5 5 5 9 9",
         "2 18446744073709551610 18446744073709551615 1 2",
     ];
     for seed in seeds {

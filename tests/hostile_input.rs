@@ -619,9 +619,15 @@ fn malformed_offsets_files_are_refused() {
             out.stdout.len()
         );
     }
-    // Out of range: past the end of the object. What lies inside it may be written
-    // (authenticated bytes, in order), then the call fails.
-    for text in ["1 0 3145729", "1 4000000 4000001", "2 0 10 3145728 3145730"] {
+    // Out of range: past the end of the object, a zero-length range there included.
+    // What lies inside it may be written (authenticated bytes, in order), then the
+    // call fails.
+    for text in [
+        "1 0 3145729",
+        "1 4000000 4000001",
+        "2 0 10 3145728 3145730",
+        "2 0 10 3145729 3145729",
+    ] {
         std::fs::write(&offsets, text).unwrap();
         let out = call_bounded(
             &h,
@@ -631,11 +637,11 @@ fn malformed_offsets_files_are_refused() {
         );
         assert_one_line_failure(
             &out,
-            &["requested range ends at byte", "holds only 3145728 bytes"],
+            &["beyond the end of the object", "holds only 3145728 bytes"],
         );
         let want: Vec<u8> = match text {
             "1 0 3145729" => data.clone(),
-            "2 0 10 3145728 3145730" => data[..10].to_vec(),
+            "2 0 10 3145728 3145730" | "2 0 10 3145729 3145729" => data[..10].to_vec(),
             _ => Vec::new(),
         };
         assert_prefix(&out.stdout, &want);
@@ -644,6 +650,8 @@ fn malformed_offsets_files_are_refused() {
     for (text, want) in [
         ("0", Vec::new()),
         ("1 7 7", Vec::new()),
+        ("2 0 0 0 0", Vec::new()),
+        ("1 3145728 3145728", Vec::new()),
         ("2 0 5 5 8", data[0..8].to_vec()),
         ("1 0 3145728", data.clone()),
         (

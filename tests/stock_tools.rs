@@ -2,6 +2,7 @@
 //! `zstd` tools and with the age crate; our age v1 implementation (src/age_file) agrees
 //! with both in each direction (issue 2, "Tests").
 
+mod admin_support;
 mod common;
 mod plugin_support;
 
@@ -13,6 +14,7 @@ use gpbackup_age_plugin::age_file::stream::{StreamOpener, StreamSealer};
 use gpbackup_age_plugin::age_file::{new_file_key, new_nonce, Header, PayloadKey, NONCE_SIZE};
 use gpbackup_age_plugin::pipeline::DEFAULT_FRAME_SIZE as FRAME;
 
+use admin_support::field;
 use common::*;
 use plugin_support::*;
 
@@ -333,4 +335,272 @@ fn age_crate_output_decrypts_with_our_header_and_opener() {
             assert!(back == data, "size {len} shape {shape:?}");
         }
     }
+}
+
+/// Re-encrypts a stored object the way someone with stock tools would: `age -d` to its
+/// plaintext (our object format), then `age -a -R` to the same recipients, ASCII-armored;
+/// with `crlf`, the armor's lines end in CRLF (which age accepts).
+fn rearmor(object: &Path, crlf: bool) {
+    let script = format!(
+        "set -o pipefail; age -d -i '{}' '{}' | age -a -R '{}'",
+        demo_identity().display(),
+        object.display(),
+        demo_recipients().display()
+    );
+    let out = run_in(Path::new("/tmp"), &script, b"");
+    assert!(
+        out.status.success(),
+        "age -d | age -a failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut armored = out.stdout;
+    assert!(armored.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----\n"));
+    if crlf {
+        armored = String::from_utf8(armored)
+            .unwrap()
+            .replace('\n', "\r\n")
+            .into_bytes();
+    }
+    std::fs::write(object, armored).unwrap();
+}
+
+#[test]
+fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
+    use admin_support::*;
+    let h = Harness::new(&[("restore_subset", "on")]);
+    let mut spec = SimSpec::single_data_file(TS);
+    spec.compression = "none";
+    spec.rows = 40_000;
+    let set = simulate_backup(&h, &spec);
+    let data_name = format!("gpbackup_0_{TS}");
+    let data = &set.objects[&data_name];
+    assert!(data.len() > FRAME, "two frames at least");
+    let meta_name = format!("gpbackup_{TS}_metadata.sql");
+    let config_name = format!("gpbackup_{TS}_config.yaml");
+    // A data file (LF), a coordinator file (CRLF), and the config.yaml that verify and
+    // rotate read first to find the set.
+    for (name, crlf) in [
+        (&data_name, false),
+        (&meta_name, true),
+        (&config_name, false),
+    ] {
+        rearmor(&stored_at(&h, TS, name), crlf);
+    }
+    // Stock age reads them, CRLF included: they are what `age -d` accepts.
+    for name in [&data_name, &meta_name] {
+        let plain = go_decrypt(&demo_identity(), &stored_at(&h, TS, name)).expect("age -d");
+        assert!(
+            plain.starts_with(&[0x5A, 0x2A, 0x4D, 0x18]),
+            "our format inside"
+        );
+    }
+
+    let data_key = seg_dir(&h, 0, TS).join(&data_name).display().to_string();
+    let out = h.restore_data(&data_key);
+    assert_ok(&out);
+    assert!(out.stdout == *data, "restore_data of an armored object");
+    let len = data.len();
+    let out = subset(
+        &h,
+        &data_key,
+        &format!("3 0 10 {} {} {len} {len}", FRAME - 3, FRAME + 3),
+    );
+    assert_ok(&out);
+    assert_eq!(
+        out.stdout,
+        [&data[..10], &data[FRAME - 3..FRAME + 3]].concat(),
+        "restore_data_subset of an armored object"
+    );
+    let meta = seg_dir(&h, -1, TS).join(&meta_name);
+    std::fs::remove_file(&meta).unwrap();
+    assert_ok(&h.call("restore_file", &meta.display().to_string(), b""));
+    assert_eq!(std::fs::read(&meta).unwrap(), set.objects[&meta_name]);
+    for name in [&data_name, &meta_name] {
+        let text = ok(&admin(
+            &h,
+            &[
+                "inspect",
+                stored_at(&h, TS, name).to_str().unwrap(),
+                "--identity",
+                demo_identity().to_str().unwrap(),
+            ],
+        ));
+        assert!(
+            field(&text, "encoding").starts_with("ASCII armor"),
+            "{text}"
+        );
+        assert!(field(&text, "verified").starts_with("yes"), "{text}");
+        assert_eq!(field(&text, "name"), name.as_str());
+    }
+    let text = ok(&admin(&h, &["verify", h.config.to_str().unwrap(), TS]));
+    assert!(text.contains("0 failed"), "verify: {text}");
+
+    // allow_plaintext_restore never passes an age file through, armored or not: a
+    // damaged armor, and age files for a stranger's key, are refused.
+    h.write_config(&[("restore_subset", "on"), ("allow_plaintext_restore", "on")]);
+    let stored = stored_at(&h, TS, &data_name);
+    let armored = std::fs::read(&stored).unwrap();
+    // Not base64 at all, and base64 of other bytes (valid armor, altered payload).
+    let mut bad_armor = armored.clone();
+    let at = bad_armor.len() / 2;
+    bad_armor[at] = b'!';
+    let mut altered = armored.clone();
+    // The 11th character of a line in the middle (the BEGIN line is 35 bytes, then
+    // lines of 64 characters and a newline).
+    let at = 35 + (at / 65) * 65 + 10;
+    altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger_id = stranger_dir.path().join("stranger.txt");
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&stranger_id)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stranger = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&stranger_id)
+        .output()
+        .unwrap();
+    let stranger = String::from_utf8(stranger.stdout).unwrap();
+    let plain = stranger_dir.path().join("plain");
+    std::fs::write(&plain, b"CREATE TABLE t();\n").unwrap();
+    let for_stranger = |armor: bool| {
+        let mut cmd = Command::new("age");
+        if armor {
+            cmd.arg("-a");
+        }
+        let out = cmd
+            .arg("-r")
+            .arg(stranger.trim())
+            .arg(&plain)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    for (what, bytes, needle) in [
+        (
+            "damaged armor",
+            bad_armor,
+            "ASCII-armored age file (age -a) whose armor is invalid",
+        ),
+        ("altered inside the armor", altered, "authentication failed"),
+        (
+            "armored, a stranger's key",
+            for_stranger(true),
+            "no identity",
+        ),
+        (
+            "binary, a stranger's key",
+            for_stranger(false),
+            "no identity",
+        ),
+    ] {
+        std::fs::write(&stored, &bytes).unwrap();
+        let out = h.restore_data(&data_key);
+        assert_fails_with(&out, needle);
+        assert!(
+            data.starts_with(&out.stdout) && out.stdout.len() < data.len(),
+            "{what}: passed through"
+        );
+        assert!(
+            !contains(&out.stdout, b"BEGIN AGE"),
+            "{what}: passed through"
+        );
+    }
+    std::fs::write(&stored, &armored).unwrap();
+
+    // rotate re-wraps them like any other object; they are stored binary afterwards.
+    let b = admin_support::keygen(h.path(), "b");
+    h.write_config(&[
+        ("restore_subset", "on"),
+        ("recipients_file", ""),
+        ("recipients", &b.recipient),
+        (
+            "identity_file",
+            &format!(
+                "{},{}",
+                h.private_identity().display(),
+                b.identity.display()
+            ),
+        ),
+    ]);
+    let text = ok(&rotate(&h, &[], &[TS]));
+    assert!(text.contains("0 failed"), "rotate: {text}");
+    for name in [&data_name, &meta_name, &config_name] {
+        let bytes = std::fs::read(stored_at(&h, TS, name)).unwrap();
+        assert!(bytes.starts_with(b"age-encryption.org/v1\n"), "{name}");
+    }
+    let logged = call_log_lines(&h);
+    assert_eq!(
+        logged
+            .iter()
+            .filter(|l| l.contains("command=rotate ") && l.contains("stored binary now"))
+            .count(),
+        3,
+        "{logged:#?}"
+    );
+    h.write_config(&[
+        ("recipients_file", ""),
+        ("recipients", &b.recipient),
+        ("identity_file", &b.identity.display().to_string()),
+    ]);
+    let out = h.restore_data(&data_key);
+    assert_ok(&out);
+    assert!(out.stdout == *data);
+}
+
+#[test]
+fn an_age_file_this_plugin_did_not_write_is_named_with_the_stock_command() {
+    let h = Harness::new(&[]);
+    let identity = h.private_identity();
+    let dir = tempfile::tempdir().unwrap();
+    for (oid, original) in [(16384, random_bytes(100_000, 77)), (16385, Vec::new())] {
+        let key = h.data_key(0, oid);
+        let stored = h.stored(&key);
+        std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
+        std::fs::write(&stored, go_encrypt(dir.path(), &original, false)).unwrap();
+        let name = format!("gpbackup_0_{TS}_{oid}");
+        for allow_plaintext in ["off", "on"] {
+            h.write_config(&[("allow_plaintext_restore", allow_plaintext)]);
+            let out = h.restore_data(&key);
+            let err = assert_fails_with(&out, "decrypts, but gpbackup_age_plugin did not write it");
+            assert!(out.stdout.is_empty());
+            let command = format!("age -d -i {} {name} > {name}.decrypted", identity.display());
+            assert!(err.trim_end().ends_with(&command), "{err}");
+            // The command works on the object fetched from storage.
+            let work = dir.path().join(format!("fetched{oid}"));
+            std::fs::create_dir_all(&work).unwrap();
+            std::fs::copy(&stored, work.join(&name)).unwrap();
+            let run = run_in(&work, &format!("cd '{}' && {command}", work.display()), b"");
+            assert!(run.status.success(), "{command}");
+            assert!(std::fs::read(work.join(format!("{name}.decrypted"))).unwrap() == original);
+        }
+        h.write_config(&[]);
+        // inspect says what it is, not "empty".
+        let out = Command::new(BIN)
+            .args(["inspect", "--identity"])
+            .arg(&identity)
+            .arg(&stored)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            field(&text, "content").starts_with("not written by gpbackup_age_plugin"),
+            "{text}"
+        );
+        assert!(field(&text, "content").contains("age -d -i"), "{text}");
+        for wrong in ["frames:", "empty object", "compression:"] {
+            assert!(!text.contains(wrong), "{wrong} in:\n{text}");
+        }
+    }
+    // A file restore says the same and leaves no file.
+    let file = h.backup_dir(-1).join(format!("gpbackup_{TS}_report"));
+    let stored = h.stored(&file.display().to_string());
+    std::fs::write(&stored, go_encrypt(dir.path(), b"report", false)).unwrap();
+    let out = h.call("restore_file", &file.display().to_string(), b"");
+    assert_fails_with(&out, "; recover it with the stock age CLI: age -d -i");
+    assert!(!file.exists());
 }

@@ -60,4 +60,21 @@ fuzz_target!(|data: &[u8]| {
         want.extend_from_slice(&out[(len / 2 + 1) as usize..(len - 1) as usize]);
         assert_eq!(part, want);
     }
+    // Zero-length ranges at the start and at the very end of a valid object are legal
+    // and write nothing; one past the end is refused.
+    for (text, legal) in [
+        (format!("2 0 0 {len} {len}"), true),
+        (format!("1 {} {}", len + 1, len + 1), false),
+    ] {
+        let ranges = ByteRanges::parse(&text).expect("ranges");
+        let mut part = Vec::new();
+        let opts = DecodeOptions {
+            workers,
+            expected_name: Some(name),
+            ranges: Some(&ranges),
+        };
+        let result = decode(&obj[..], &mut part, &ids, &opts);
+        assert_eq!(result.is_ok(), legal, "{text}: {:?}", result.err());
+        assert!(part.is_empty());
+    }
 });

@@ -1,6 +1,7 @@
 //! The offsets file of restore_data_subset (`pipeline::ByteRanges::parse`).
-//! Properties: accepted ranges are non-empty, sorted and disjoint; `within` only returns
-//! in-bounds, ordered pieces; printing and re-parsing gives the same ranges.
+//! Properties: accepted ranges are non-empty, sorted and disjoint, and the reach is not
+//! before the last of them; `within` only returns in-bounds, ordered pieces; printing
+//! and re-parsing gives the same ranges and reach.
 #![no_main]
 
 use gpbackup_age_plugin::pipeline::ByteRanges;
@@ -18,11 +19,19 @@ fuzz_target!(|data: &[u8]| {
             assert!(r[i - 1].1 <= s, "ranges not sorted and disjoint");
         }
     }
-    assert_eq!(ranges.end(), r.last().map_or(0, |x| x.1));
+    // How far the file reaches (zero-length ranges included) is kept: printed as a
+    // zero-length range at that offset when it lies past the last non-empty range.
+    let last_end = r.last().map_or(0, |x| x.1);
+    assert!(ranges.end() >= last_end, "reach before the last range");
+    let mut pairs: Vec<(u64, u64)> = r.to_vec();
+    if ranges.end() > last_end {
+        pairs.push((ranges.end(), ranges.end()));
+    }
     let printed = format!(
         "{} {}",
-        r.len(),
-        r.iter()
+        pairs.len(),
+        pairs
+            .iter()
             .map(|(s, e)| format!("{s} {e}"))
             .collect::<Vec<_>>()
             .join(" ")

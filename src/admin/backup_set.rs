@@ -236,7 +236,8 @@ pub fn read_object(
         }
         Err(e) => {
             let (_, fetch) = input.into_inner().into_inner();
-            Err(fetch.abort(anyhow!("{e}")))
+            // The keyring's files are not known here: the command names a placeholder.
+            Err(fetch.abort(anyhow!("{}", e.explain(&[], name))))
         }
     }
 }

@@ -1,9 +1,11 @@
 //! `inspect`: what one stored object file says about itself, as `key: value` lines.
 //!
-//! Without a key only the age header can be read: format version, sizes, and the
-//! recipient stanzas (how many, of which kinds). With a key the object's own records
-//! are read too (name, frame size, frames and their kinds, original length, SHA-256),
-//! and the object is decoded end to end into nothing to say whether it verifies.
+//! Without a key only the age header can be read: format version, encoding (binary or
+//! ASCII-armored), sizes, and the recipient stanzas (how many, of which kinds). With a
+//! key the object's own records are read too (name, frame size, frames and their kinds,
+//! original length, SHA-256), and the object is decoded end to end into nothing to say
+//! whether it verifies. An age file this plugin did not write is said to be one, with
+//! the stock command that decrypts it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,12 +19,15 @@ use super::storage::{header_problem, identity_labels};
 use super::verify::which_identity;
 use crate::age_file::header::V1_LINE;
 use crate::age_file::stream::StreamOpener;
-use crate::age_file::{Header, PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
+use crate::age_file::{AgeInput, Encoding, Header, PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
 use crate::cli::InspectArgs;
 use crate::config::io_reason;
 use crate::keys;
-use crate::object::{FrameKind, ObjectHeader, ObjectTrailer, Record, Unit, UnitReader};
-use crate::pipeline::{self, DecodeOptions};
+use crate::object::{
+    FormatError, FrameKind, ObjectHeader, ObjectTrailer, Record, Unit, UnitReader,
+};
+use crate::pipeline::decode::stock_decrypt_command;
+use crate::pipeline::{self, DecodeError, DecodeOptions};
 
 /// Runs `inspect`; prints the lines on stdout.
 pub fn inspect(args: &InspectArgs) -> Result<()> {
@@ -53,12 +58,21 @@ pub fn describe(
             )
         })
     };
+    let read_error = |e: std::io::Error| anyhow!("inspect {}: {}", path.display(), io_reason(&e));
     let file = open()?;
-    let total = file
-        .metadata()
-        .map_err(|e| anyhow!("inspect {}: {}", path.display(), io_reason(&e)))?
-        .len();
-    let mut input = BufReader::new(file);
+    let stored = file.metadata().map_err(read_error)?.len();
+    let open_age = || -> Result<AgeInput<BufReader<File>>> {
+        AgeInput::open(BufReader::new(open()?)).map_err(|(e, _)| read_error(e))
+    };
+    let mut input = AgeInput::open(BufReader::new(file)).map_err(|(e, _)| read_error(e))?;
+    let armored = input.encoding() == Encoding::Armored;
+    // An armored file's sizes below are those of the binary age file it holds.
+    let total = if armored {
+        std::io::copy(&mut open_age()?, &mut std::io::sink())
+            .map_err(|e| anyhow!("inspect {}: {e}", path.display()))?
+    } else {
+        stored
+    };
     let header = Header::read(&mut input)
         .map_err(|e| anyhow!("inspect {}: {}", path.display(), header_problem(&e)))?;
     let header_len = header.encode().len() as u64;
@@ -70,6 +84,17 @@ pub fn describe(
         "format",
         String::from_utf8_lossy(V1_LINE.strip_suffix(b"\n").unwrap_or(V1_LINE)).into_owned(),
     );
+    if armored {
+        add(
+            "encoding",
+            format!(
+                "ASCII armor (age -a): {stored} bytes ({}) stored, holding a binary age file of {total} bytes",
+                human_bytes(stored)
+            ),
+        );
+    } else {
+        add("encoding", "binary".into());
+    }
     add(
         "total size",
         format!("{total} bytes ({})", human_bytes(total)),
@@ -126,6 +151,20 @@ pub fn describe(
     let key = PayloadKey::derive(&file_key, &nonce);
     drop(file_key);
     let walk = walk_records(UnitReader::new(StreamOpener::new(key, input, 2, 16)));
+    if walk.foreign {
+        // An age file some other program wrote: nothing of ours to describe.
+        let object = path.display().to_string();
+        add(
+            "content",
+            format!(
+                "not written by gpbackup_age_plugin (it decrypts, but is not this plugin's object format); decrypt it with: {}",
+                stock_decrypt_command(identity_files, &object)
+            ),
+        );
+        let e = DecodeError::Foreign.explain(identity_files, &object);
+        add("verified", format!("NO: {e}"));
+        return Ok((lines, Some(e)));
+    }
     if let Some(h) = &walk.header {
         add("object format version", h.version.to_string());
         add("name", h.name.clone());
@@ -175,13 +214,12 @@ pub fn describe(
     }
     // The walk read the records; a full decode checks the frames' contents, length and
     // SHA-256 as a restore does.
-    let input = BufReader::new(open()?);
     let opts = DecodeOptions {
         workers: 2,
         expected_name: None,
         ranges: None,
     };
-    match pipeline::decode(input, io::sink(), &identities, &opts) {
+    match pipeline::decode(open_age()?, io::sink(), &identities, &opts) {
         Ok(_) => {
             add(
                 "verified",
@@ -206,6 +244,8 @@ struct Walk {
     plain_bytes: u64,
     frame_bytes: u64,
     error: Option<String>,
+    /// The content is not this plugin's object format at all.
+    foreign: bool,
 }
 
 /// Reads the object's records and frame descriptors without decompressing anything.
@@ -225,6 +265,10 @@ fn walk_records<R: Read>(mut units: UnitReader<R>) -> Walk {
                 walk.frame_bytes += frame.len() as u64;
             }
             Ok(None) => return walk,
+            Err(FormatError::NotAnObject) => {
+                walk.foreign = true;
+                return walk;
+            }
             Err(e) => {
                 walk.error = Some(e.to_string());
                 return walk;

@@ -95,19 +95,22 @@ impl Progress {
     }
 }
 
-/// A reader that counts what passes through it, itself and into a [`Progress`].
+/// A reader that counts what passes through it, itself and into a [`Progress`] (and,
+/// optionally, into the counter of the object's log line).
 pub struct Counted<'p, R> {
     inner: R,
     progress: &'p Progress,
     count: u64,
+    object: Option<&'p AtomicU64>,
 }
 
 impl<'p, R> Counted<'p, R> {
-    pub fn new(inner: R, progress: &'p Progress) -> Self {
+    pub fn new(inner: R, progress: &'p Progress, object: Option<&'p AtomicU64>) -> Self {
         Counted {
             inner,
             progress,
             count: 0,
+            object,
         }
     }
 
@@ -126,6 +129,9 @@ impl<R: Read> Read for Counted<'_, R> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
         self.progress.add_bytes(n as u64);
+        if let Some(object) = self.object {
+            object.fetch_add(n as u64, Ordering::Relaxed);
+        }
         Ok(n)
     }
 }

@@ -30,6 +30,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -43,17 +44,16 @@ use super::{check_timestamp, human_bytes, human_rate};
 use crate::age_file::{Header, HeaderError};
 use crate::cli::RotateArgs;
 use crate::config::{io_reason, PluginConfig};
-use crate::inner::InnerWriter;
-use crate::log::CallLog;
+use crate::log::{CallLog, Metered};
 
 /// What happened to one object.
 #[derive(Debug)]
 enum Outcome {
-    /// Brought to the current recipients; the object's size before and after.
+    /// Brought to the current recipients. `armored`: it was stored ASCII-armored, and
+    /// is stored binary now.
     Rotated {
         recovered: bool,
-        before: u64,
-        after: u64,
+        armored: bool,
     },
     /// The journal shows it already is.
     AlreadyDone,
@@ -263,15 +263,18 @@ fn rotate_object(ctx: &Ctx, keys: &mut Keys, name: &str) -> Outcome {
         },
         &format!("{}/{name}", ctx.ts),
     );
+    let moved = Moved::default();
     let result = match &ctx.stage {
-        Some(stage) => staged(ctx, keys, name, stage),
-        None => streaming(ctx, keys, name),
+        Some(stage) => staged(ctx, keys, name, stage, &moved),
+        None => streaming(ctx, keys, name, &moved),
     };
+    // Every byte read from and written to storage, failed or not.
+    log.bytes_in = moved.read.load(Ordering::Relaxed);
+    log.bytes_out = moved.written.load(Ordering::Relaxed);
     let outcome = match result {
         Ok(outcome) => {
-            if let Outcome::Rotated { before, after, .. } = outcome {
-                log.bytes_in = before;
-                log.bytes_out = after;
+            if let Outcome::Rotated { armored: true, .. } = outcome {
+                log.note("the object was ASCII-armored (age -a); it is stored binary now");
             }
             let what = match &outcome {
                 Outcome::Rotated {
@@ -297,6 +300,13 @@ fn rotate_object(ctx: &Ctx, keys: &mut Keys, name: &str) -> Outcome {
         }
     };
     outcome
+}
+
+/// The bytes one object's rotation read from storage and wrote to it, for its log line.
+#[derive(Default)]
+struct Moved {
+    read: AtomicU64,
+    written: AtomicU64,
 }
 
 /// Explains a header that would not open, with what to do about it during a rotation.
@@ -338,19 +348,23 @@ impl Staged {
 }
 
 /// Staged mode: fetch and verify into a local copy, then overwrite.
-fn staged(ctx: &Ctx, keys: &Keys, name: &str, dir: &Path) -> Result<Outcome> {
+fn staged(ctx: &Ctx, keys: &Keys, name: &str, dir: &Path, moved: &Moved) -> Result<Outcome> {
     let files = Staged::new(dir, name);
     remove_if_exists(&files.fetch)?;
     remove_if_exists(&files.new)?;
     let leftover = files.orig.exists();
     let mut recovered = false;
-    match fetch_to_stage(ctx, keys, name, &files.fetch) {
+    let mut armored = false;
+    match fetch_to_stage(ctx, keys, name, &files.fetch, moved) {
         Ok(Fetched::AlreadyDone) => {
             // The object is complete and current; a copy kept by an earlier run is stale.
             remove_if_exists(&files.orig)?;
             return Ok(Outcome::AlreadyDone);
         }
-        Ok(Fetched::Staged) => {
+        Ok(Fetched::Staged {
+            armored: was_armored,
+        }) => {
+            armored = was_armored;
             std::fs::rename(&files.fetch, &files.orig).map_err(|e| {
                 anyhow!(
                     "cannot rename the staged copy to {}: {}",
@@ -371,14 +385,13 @@ fn staged(ctx: &Ctx, keys: &Keys, name: &str, dir: &Path) -> Result<Outcome> {
             recovered = true;
         }
     }
-    let before = std::fs::metadata(&files.orig).map_or(0, |m| m.len());
-    let after = match ctx.mode {
-        Mode::Rewrap => replace(ctx, name, &files.orig, |writer| {
+    match ctx.mode {
+        Mode::Rewrap => replace(ctx, name, &files.orig, moved, |writer| {
             rewrapped_from_file(keys, &files.orig, writer)
         })?,
         Mode::Reencrypt => {
             reencrypt_file(ctx, keys, name, &files.orig, &files.new)?;
-            let result = replace(ctx, name, &files.orig, |writer| {
+            let result = replace(ctx, name, &files.orig, moved, |writer| {
                 let mut src = File::open(&files.new)
                     .with_context(|| format!("cannot read {}", files.new.display()))?;
                 let mut capture = HeaderCapture::new(writer);
@@ -390,23 +403,31 @@ fn staged(ctx: &Ctx, keys: &Keys, name: &str, dir: &Path) -> Result<Outcome> {
         }
     };
     remove_if_exists(&files.orig)?;
-    Ok(Outcome::Rotated {
-        recovered,
-        before,
-        after,
-    })
+    Ok(Outcome::Rotated { recovered, armored })
 }
 
 enum Fetched {
     AlreadyDone,
-    Staged,
+    /// `armored`: the stored object was ASCII-armored (the staged copy is binary).
+    Staged {
+        armored: bool,
+    },
 }
 
 /// Fetches the object into `path` (created 0600) while authenticating every payload
 /// chunk, and syncs it to disk. Reads only the header when the journal shows the
-/// object is done.
-fn fetch_to_stage(ctx: &Ctx, keys: &Keys, name: &str, path: &Path) -> Result<Fetched> {
-    let fetch = ctx.store.fetch(ctx.ts, name, ctx.progress)?;
+/// object is done. An ASCII-armored object is staged as the binary age file it holds.
+fn fetch_to_stage(
+    ctx: &Ctx,
+    keys: &Keys,
+    name: &str,
+    path: &Path,
+    moved: &Moved,
+) -> Result<Fetched> {
+    let fetch = ctx
+        .store
+        .fetch_counted(ctx.ts, name, ctx.progress, Some(&moved.read))?;
+    let armored = fetch.armored();
     let (header, mut fetch) = fetch.read_header()?;
     let header_bytes = header.encode();
     if is_done(ctx, &header_bytes) {
@@ -439,7 +460,7 @@ fn fetch_to_stage(ctx: &Ctx, keys: &Keys, name: &str, path: &Path) -> Result<Fet
                     io_reason(&e)
                 )
             })?;
-            Ok(Fetched::Staged)
+            Ok(Fetched::Staged { armored })
         }
         Err(CopyError::Output(e)) => {
             fetch.stop();
@@ -462,24 +483,22 @@ fn is_done(ctx: &Ctx, header_bytes: &[u8]) -> bool {
 }
 
 /// What an upload wrote: the SHA-256 of the header (for the journal; empty when putting
-/// an original back) and the bytes.
+/// an original back).
 struct Written {
     header_hash: String,
-    bytes: u64,
 }
 
 /// Writes the re-wrapped object from a staged copy to `writer`: a new header for the
 /// recipients, then every byte after the old header.
-fn rewrapped_from_file(keys: &Keys, orig: &Path, writer: &mut InnerWriter) -> Result<Written> {
+fn rewrapped_from_file(keys: &Keys, orig: &Path, writer: &mut dyn Write) -> Result<Written> {
     let file = File::open(orig).with_context(|| format!("cannot read {}", orig.display()))?;
     let mut src = BufReader::with_capacity(super::storage::READ_BUFFER, file);
     let header = Header::read(&mut src).map_err(|e| anyhow!("{}: {e}", orig.display()))?;
     let new_header = rewrap(&header, keys)?;
     writer.write_all(&new_header)?;
-    let rest = copy_all(&mut src, writer)?;
+    copy_all(&mut src, writer)?;
     Ok(Written {
         header_hash: sha256_hex(&new_header),
-        bytes: new_header.len() as u64 + rest,
     })
 }
 
@@ -519,22 +538,22 @@ fn replace(
     ctx: &Ctx,
     name: &str,
     orig: &Path,
-    write: impl FnOnce(&mut InnerWriter) -> Result<Written>,
-) -> Result<u64> {
-    let attempt = put_with(ctx, name, write);
+    moved: &Moved,
+    write: impl FnOnce(&mut dyn Write) -> Result<Written>,
+) -> Result<()> {
+    let attempt = put_with(ctx, name, moved, write);
     match attempt {
         Ok(written) => {
             record(ctx, name, &written.header_hash);
-            Ok(written.bytes)
+            Ok(())
         }
         Err(e) => {
-            let put_back = put_with(ctx, name, |writer| {
+            let put_back = put_with(ctx, name, moved, |writer| {
                 let mut src =
                     File::open(orig).with_context(|| format!("cannot read {}", orig.display()))?;
-                let bytes = copy_all(&mut src, writer)?;
+                copy_all(&mut src, writer)?;
                 Ok(Written {
                     header_hash: String::new(),
-                    bytes,
                 })
             });
             match put_back {
@@ -561,10 +580,12 @@ fn replace(
 fn put_with(
     ctx: &Ctx,
     name: &str,
-    write: impl FnOnce(&mut InnerWriter) -> Result<Written>,
+    moved: &Moved,
+    write: impl FnOnce(&mut dyn Write) -> Result<Written>,
 ) -> Result<Written> {
     let mut writer = ctx.store.put(ctx.ts, name)?;
-    match write(&mut writer) {
+    let wrote = write(&mut Metered::new(&mut writer, &moved.written));
+    match wrote {
         Ok(written) => {
             writer.finish()?;
             Ok(written)
@@ -574,15 +595,18 @@ fn put_with(
 }
 
 /// Streaming mode: restore_data piped into backup_data, committed only if verified.
-fn streaming(ctx: &Ctx, keys: &Keys, name: &str) -> Result<Outcome> {
-    let fetch = ctx.store.fetch(ctx.ts, name, ctx.progress)?;
+fn streaming(ctx: &Ctx, keys: &Keys, name: &str, moved: &Moved) -> Result<Outcome> {
+    let fetch = ctx
+        .store
+        .fetch_counted(ctx.ts, name, ctx.progress, Some(&moved.read))?;
+    let armored = fetch.armored();
     let (header, mut fetch) = fetch.read_header()?;
     let header_bytes = header.encode();
     if is_done(ctx, &header_bytes) {
         fetch.stop();
         return Ok(Outcome::AlreadyDone);
     }
-    let (before, after) = match ctx.mode {
+    match ctx.mode {
         Mode::Rewrap => {
             let file_key = match header.unwrap_file_key(&keys.identities) {
                 Ok(key) => key,
@@ -596,22 +620,19 @@ fn streaming(ctx: &Ctx, keys: &Keys, name: &str) -> Result<Outcome> {
                 Ok(w) => w,
                 Err(e) => return Err(fetch.abort(e)),
             };
-            let copied = writer
+            let mut out = Metered::new(&mut writer, &moved.written);
+            let copied = out
                 .write_all(&new_header)
                 .map_err(CopyError::Output)
-                .and_then(|_| copy_checked(&mut fetch.input, &mut writer, &file_key, ctx.check));
+                .and_then(|_| copy_checked(&mut fetch.input, &mut out, &file_key, ctx.check));
             drop(file_key);
             match copied {
-                Ok(rest) => {
+                Ok(_) => {
                     if let Err(e) = fetch.finish() {
                         return Err(writer.abort().unwrap_or(e));
                     }
                     writer.finish()?;
                     record(ctx, name, &sha256_hex(&new_header));
-                    (
-                        header_bytes.len() as u64 + rest,
-                        new_header.len() as u64 + rest,
-                    )
                 }
                 Err(CopyError::Output(e)) => {
                     fetch.stop();
@@ -629,7 +650,7 @@ fn streaming(ctx: &Ctx, keys: &Keys, name: &str) -> Result<Outcome> {
                 Err(e) => return Err(fetch.abort(e)),
             };
             let mut input = BufReader::new(io::Cursor::new(header_bytes).chain(fetch));
-            let mut capture = HeaderCapture::new(&mut writer);
+            let mut capture = HeaderCapture::new(Metered::new(&mut writer, &moved.written));
             let result = reencrypt(
                 &mut input,
                 &mut capture,
@@ -639,8 +660,8 @@ fn streaming(ctx: &Ctx, keys: &Keys, name: &str) -> Result<Outcome> {
                 ctx.config,
             );
             let written = capture.written();
+            drop(capture);
             let (_, fetch) = input.into_inner().into_inner();
-            let before = fetch.bytes_read();
             match result {
                 Ok(_) => {
                     if let Err(e) = fetch.finish() {
@@ -649,7 +670,6 @@ fn streaming(ctx: &Ctx, keys: &Keys, name: &str) -> Result<Outcome> {
                     writer.finish()?;
                     let written = written?;
                     record(ctx, name, &written.header_hash);
-                    (before, written.bytes)
                 }
                 Err(e) => {
                     let _ = writer.abort();
@@ -657,11 +677,10 @@ fn streaming(ctx: &Ctx, keys: &Keys, name: &str) -> Result<Outcome> {
                 }
             }
         }
-    };
+    }
     Ok(Outcome::Rotated {
         recovered: false,
-        before,
-        after,
+        armored,
     })
 }
 
@@ -682,7 +701,6 @@ fn record(ctx: &Ctx, name: &str, header_hash: &str) {
 struct HeaderCapture<W> {
     out: W,
     head: Vec<u8>,
-    bytes: u64,
 }
 
 /// Enough for any honest header (one X25519 stanza is about 100 bytes).
@@ -693,7 +711,6 @@ impl<W: Write> HeaderCapture<W> {
         HeaderCapture {
             out,
             head: Vec::new(),
-            bytes: 0,
         }
     }
 
@@ -702,7 +719,6 @@ impl<W: Write> HeaderCapture<W> {
             .map_err(|e| anyhow!("the new object's header: {e}"))?;
         Ok(Written {
             header_hash: sha256_hex(&header.encode()),
-            bytes: self.bytes,
         })
     }
 }
@@ -710,7 +726,6 @@ impl<W: Write> HeaderCapture<W> {
 impl<W: Write> Write for HeaderCapture<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.out.write(buf)?;
-        self.bytes += n as u64;
         let keep = (CAPTURE - self.head.len()).min(n);
         self.head.extend_from_slice(&buf[..keep]);
         Ok(n)
@@ -721,7 +736,7 @@ impl<W: Write> Write for HeaderCapture<W> {
 }
 
 /// Copies with a large buffer (the inner plugin reads from a pipe).
-fn copy_all<R: Read, W: Write>(src: &mut R, dst: &mut W) -> io::Result<u64> {
+fn copy_all<R: Read, W: Write + ?Sized>(src: &mut R, dst: &mut W) -> io::Result<u64> {
     let mut buf = vec![0u8; super::storage::READ_BUFFER];
     let mut total = 0;
     loop {

@@ -12,13 +12,14 @@
 
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 
 use age::{Identity, Recipient};
 use anyhow::{anyhow, Result};
 use sha2::{Digest, Sha256};
 
 use super::progress::{Counted, Progress};
-use crate::age_file::{Header, HeaderError};
+use crate::age_file::{AgeInput, Encoding, Header, HeaderError};
 use crate::config::PluginConfig;
 use crate::inner::{InnerPlugin, InnerReader, InnerWriter};
 use crate::keys;
@@ -195,9 +196,10 @@ pub struct Store {
     inner: InnerPlugin,
 }
 
-/// An object being read from the inner plugin.
+/// An object being read from the inner plugin, as a binary age file (an ASCII-armored
+/// one is decoded on the way).
 pub struct Fetch<'p> {
-    pub input: BufReader<Counted<'p, InnerReader>>,
+    pub input: AgeInput<BufReader<Counted<'p, InnerReader>>>,
 }
 
 impl Store {
@@ -207,14 +209,32 @@ impl Store {
         })
     }
 
-    /// Starts reading an object (the inner plugin's restore_data).
+    /// Starts reading an object (the inner plugin's restore_data), up to its first
+    /// bytes, which say how it is encoded.
     pub fn fetch<'p>(&self, ts: &str, basename: &str, progress: &'p Progress) -> Result<Fetch<'p>> {
+        self.fetch_counted(ts, basename, progress, None)
+    }
+
+    /// [`Store::fetch`], adding the bytes read to `count` too (an object's log line).
+    pub fn fetch_counted<'p>(
+        &self,
+        ts: &str,
+        basename: &str,
+        progress: &'p Progress,
+        count: Option<&'p AtomicU64>,
+    ) -> Result<Fetch<'p>> {
         let reader = self
             .inner
             .reader("restore_data", &[&object_path(ts, basename)])?;
-        Ok(Fetch {
-            input: BufReader::with_capacity(READ_BUFFER, Counted::new(reader, progress)),
-        })
+        let input = BufReader::with_capacity(READ_BUFFER, Counted::new(reader, progress, count));
+        match AgeInput::open(input) {
+            Ok(input) => Ok(Fetch { input }),
+            Err((e, input)) => Err(input
+                .into_inner()
+                .into_inner()
+                .abort(Some(anyhow!("reading from the inner plugin: {e}")))
+                .unwrap_or_else(|| anyhow!("reading the object failed"))),
+        }
     }
 
     /// Starts writing an object (the inner plugin's backup_data). Dropping the writer
@@ -240,25 +260,34 @@ impl<'p> Fetch<'p> {
 
     /// Bytes read from the inner plugin so far.
     pub fn bytes_read(&self) -> u64 {
-        self.input.get_ref().count()
+        self.input.with_inner(|r| r.get_ref().count())
     }
 
-    /// The stream was read to its end: the inner plugin must exit cleanly.
+    /// True when the stored object is ASCII-armored.
+    pub fn armored(&self) -> bool {
+        self.input.encoding() == Encoding::Armored
+    }
+
+    fn into_reader(self) -> InnerReader {
+        self.input.into_inner().into_inner().into_inner()
+    }
+
+    /// The stream was read to its end and verified: the inner plugin must exit cleanly
+    /// (text on its stderr goes to the call log, as for a verified restore).
     pub fn finish(self) -> Result<()> {
-        self.input.into_inner().into_inner().finish()
+        self.into_reader().finish_verified()
     }
 
     /// Stops the inner plugin after `ours` went wrong; returns the better explanation.
     pub fn abort(self, ours: anyhow::Error) -> anyhow::Error {
-        let reader = self.input.into_inner().into_inner();
-        reader
+        self.into_reader()
             .abort(Some(ours))
             .unwrap_or_else(|| anyhow!("reading the object failed"))
     }
 
     /// Stops the inner plugin without a failure (only part of the object was wanted).
     pub fn stop(self) {
-        let _ = self.input.into_inner().into_inner().abort(None);
+        let _ = self.into_reader().abort(None);
     }
 }
 

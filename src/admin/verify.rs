@@ -2,6 +2,7 @@
 //! to end, exactly as a restore would, into nothing.
 
 use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{anyhow, bail, Result};
 
@@ -12,15 +13,12 @@ use super::{check_timestamp, human_bytes, human_rate};
 use crate::age_file::{Header, HeaderError};
 use crate::cli::VerifyArgs;
 use crate::config::PluginConfig;
-use crate::log::CallLog;
+use crate::log::{CallLog, Metered};
 use crate::pipeline::{self, DecodeOptions};
 
 /// A verified object: which identity of the keyring opened it.
 struct Verified {
     identity: usize,
-    /// Bytes of the stored object, and of its original.
-    stored: u64,
-    original: u64,
 }
 
 enum Outcome {
@@ -83,7 +81,7 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
             args.parallel as usize,
             || source.load_for_thread(),
             |keys, name| {
-                let outcome = verify_logged(&store, &config, keys, ts, name, &progress);
+                let outcome = verify_logged(&store, &source, keys, ts, name, &progress);
                 if let Outcome::Failed(e) = &outcome {
                     progress.error_line(&format!("gpbackup_age_plugin: verify {ts}: {name}: {e}"));
                 }
@@ -152,18 +150,16 @@ fn summary(
 
 fn verify_logged(
     store: &Store,
-    config: &PluginConfig,
+    source: &KeySource,
     keys: &mut Keys,
     ts: &str,
     name: &str,
     progress: &Progress,
 ) -> Outcome {
     let mut log = CallLog::start("verify", &format!("{ts}/{name}"));
-    let result = verify_object(store, config, keys, ts, name, progress);
+    let result = verify_object(store, source, keys, ts, name, progress, &mut log);
     match result {
         Ok(v) => {
-            log.bytes_in = v.stored;
-            log.bytes_out = v.original;
             log.finish(&Ok(()));
             Outcome::Ok(v)
         }
@@ -175,40 +171,47 @@ fn verify_logged(
     }
 }
 
-/// Decodes one object into nothing, checking everything a restore checks.
+/// Decodes one object into nothing, checking everything a restore checks; the bytes
+/// read and decoded go to `log`, failed or not.
 fn verify_object(
     store: &Store,
-    config: &PluginConfig,
+    source: &KeySource,
     keys: &Keys,
     ts: &str,
     name: &str,
     progress: &Progress,
+    log: &mut CallLog,
 ) -> Result<Verified> {
     let fetch = store.fetch(ts, name, progress)?;
+    if fetch.armored() {
+        log.note("ASCII-armored age file (age -a)");
+    }
     let (header, fetch) = fetch.read_header()?;
     let identity = match which_identity(&header, &keys.identities) {
         Ok(i) => i,
-        Err(e) => return Err(fetch.abort(anyhow!("{}", header_problem(&e)))),
+        Err(e) => {
+            log.bytes_in = fetch.bytes_read();
+            return Err(fetch.abort(anyhow!("{}", header_problem(&e))));
+        }
     };
     let mut input = BufReader::new(io::Cursor::new(header.encode()).chain(fetch));
     let opts = DecodeOptions {
-        workers: config.workers,
+        workers: source.config.workers,
         expected_name: Some(name),
         ranges: None,
     };
-    let decoded = pipeline::decode(&mut input, io::sink(), &keys.identities, &opts);
+    let decoded_bytes = AtomicU64::new(0);
+    let sink = Metered::new(io::sink(), &decoded_bytes);
+    let decoded = pipeline::decode(&mut input, sink, &keys.identities, &opts);
     let (_, fetch) = input.into_inner().into_inner();
+    log.bytes_in = fetch.bytes_read();
+    log.bytes_out = decoded_bytes.load(Ordering::Relaxed);
     match decoded {
-        Ok(report) => {
-            let stored = fetch.bytes_read();
+        Ok(_) => {
             fetch.finish()?;
-            Ok(Verified {
-                identity,
-                stored,
-                original: report.bytes_out,
-            })
+            Ok(Verified { identity })
         }
-        Err(e) => Err(fetch.abort(anyhow!("{e}"))),
+        Err(e) => Err(fetch.abort(anyhow!("{}", e.explain(&source.identity_files, name)))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The age v1 file format (<https://age-encryption.org/v1>), split the way the age crate
 //! splits it: the header with its recipient stanzas and MAC ([`header`]) and the STREAM
-//! payload ([`stream`]).
+//! payload ([`stream`]); and telling binary, ASCII-armored and non-age input apart
+//! ([`armor`]).
 //!
 //! We carry our own implementation of these two pieces instead of going through
 //! `age::Encryptor`/`age::Decryptor` for two reasons: key rotation must rewrite a header
@@ -10,12 +11,14 @@
 //! crate's `Recipient` and `Identity` traits, and the tests hold both pieces against the
 //! age crate's own reader and writer and against the Go reference CLI.
 
+pub mod armor;
 pub mod header;
 pub mod stream;
 
 use age_core::format::{FileKey, FILE_KEY_BYTES};
 use rand::RngCore;
 
+pub use armor::{AgeInput, Encoding};
 pub use header::{Header, HeaderError};
 pub use stream::{PayloadKey, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, TAG_SIZE};
 

@@ -7,18 +7,19 @@
 //! the local file is only ever read, never replaced by ciphertext.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::{logged, object_name};
+use crate::age_file::{AgeInput, Encoding};
 use crate::config::{io_reason, PluginConfig};
-use crate::inner::InnerPlugin;
+use crate::inner::{InnerPlugin, InnerReader};
 use crate::keys;
-use crate::log::CallLog;
-use crate::pipeline::decode::looks_like_age;
+use crate::log::{CallLog, Metered};
 use crate::pipeline::encode::EncodeError;
 use crate::pipeline::{self, ByteRanges, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
 
@@ -72,10 +73,11 @@ fn backup(
     // Grown as it fills, not a `ReadBuf` of the whole limit: most calls are small, and
     // mapping 512 KiB up front would cost every one of them a mapping.
     let mut head = Vec::new();
-    (&mut input)
+    let read = (&mut input)
         .take(WHOLE_OBJECT_LIMIT as u64 + 1)
-        .read_to_end(&mut head)
-        .map_err(|e| anyhow!(EncodeError::Input(e)))?;
+        .read_to_end(&mut head);
+    log.bytes_in = head.len() as u64;
+    read.map_err(|e| anyhow!(EncodeError::Input(e)))?;
     if head.len() <= WHOLE_OBJECT_LIMIT {
         let mut sealed = Vec::new();
         let (_, report) = pipeline::encode(&head[..], &mut sealed, name, &recipients, &opts)
@@ -83,9 +85,20 @@ fn backup(
         log_encoded(log, &report);
         return inner.write_whole("backup_data", &[key], &sealed);
     }
-    let input = io::Cursor::new(head).chain(input);
+    // Counted as they move, for the log line of a call that fails half way.
+    let (bytes_in, bytes_out) = (AtomicU64::new(0), AtomicU64::new(0));
+    let input = Metered::new(io::Cursor::new(head).chain(input), &bytes_in);
     let mut writer = inner.writer("backup_data", &[key])?;
-    match pipeline::encode(input, &mut writer, name, &recipients, &opts) {
+    let encoded = pipeline::encode(
+        input,
+        Metered::new(&mut writer, &bytes_out),
+        name,
+        &recipients,
+        &opts,
+    );
+    log.bytes_in = bytes_in.load(Ordering::Relaxed);
+    log.bytes_out = bytes_out.load(Ordering::Relaxed);
+    match encoded {
         Ok((_, report)) => {
             log_encoded(log, &report);
             writer.finish()
@@ -199,84 +212,171 @@ fn restore(
     let (identities, warnings) = keys::load_identities(&config.identity_files)?;
     warnings.0.into_iter().for_each(|w| log.note(w));
     // Only for a look at the first bytes: larger reads go around it.
-    let mut input = BufReader::with_capacity(8 * 1024, reader);
-
-    let head = match input.fill_buf() {
-        Ok(head) => head.to_vec(),
-        Err(e) => return Err(fail(input, anyhow!("reading from the inner plugin: {e}"))),
+    let input = match AgeInput::open(BufReader::with_capacity(8 * 1024, reader)) {
+        Ok(input) => input,
+        Err((e, input)) => {
+            let ours = anyhow!("reading from the inner plugin: {e}");
+            return Err(stop(input.into_inner(), ours));
+        }
     };
-    if !looks_like_age(&head) {
-        if !config.allow_plaintext_restore {
-            return Err(fail(
-                input,
-                if head.is_empty() {
-                    anyhow!("the inner plugin returned an empty object (not one written by gpbackup_age_plugin)")
-                } else {
-                    anyhow!(
-                    "object is not encrypted by gpbackup_age_plugin (no age header); if it is an old unencrypted backup, set allow_plaintext_restore: \"on\" to read it as is"
-                )
-                },
+    // Counted as it is written, for the log line of a call that stops half way.
+    let written = AtomicU64::new(0);
+    let out = Metered::new(out, &written);
+    let result = match input.encoding() {
+        Encoding::Binary | Encoding::Armored => {
+            if input.encoding() == Encoding::Armored {
+                log.note("ASCII-armored age file (age -a)");
+            }
+            decoded(input, out, &identities, name, ranges, &config, log)
+        }
+        _ if config.allow_plaintext_restore => {
+            log.note("plaintext object passed through (allow_plaintext_restore)");
+            passthrough(input, out, ranges, log)
+        }
+        Encoding::Empty => Err(stop(
+            input.into_inner().into_inner(),
+            anyhow!("the inner plugin returned an empty object (not one written by gpbackup_age_plugin)"),
+        )),
+        _ => Err(stop(
+            input.into_inner().into_inner(),
+            anyhow!(
+                "object is not encrypted by gpbackup_age_plugin (no age header); if it is an old unencrypted backup, set allow_plaintext_restore: \"on\" to read it as is"
+            ),
+        )),
+    };
+    log.bytes_out = written.load(Ordering::Relaxed);
+    result.map(|ending| {
+        if let Ending::ReaderGone = ending {
+            log.set_outcome(format!(
+                "the reader closed the stream after {} bytes",
+                log.bytes_out
             ));
         }
-        log.note("plaintext object passed through (allow_plaintext_restore)");
-        return passthrough(input, out, ranges, log);
-    }
+    })
+}
+
+/// How a restore that did not fail ended.
+enum Ending {
+    /// Everything asked for was written.
+    Done,
+    /// The reader closed the stream before the end (see [`reader_gone`]).
+    ReaderGone,
+}
+
+type ObjectInput = AgeInput<BufReader<InnerReader>>;
+
+/// Decodes and verifies an age file from the inner plugin, then ends the inner plugin
+/// as the outcome says: waited for after a complete read, stopped after a subset
+/// restore has what it needs or after a failure.
+fn decoded(
+    mut input: ObjectInput,
+    out: impl Write + Send,
+    identities: &[Box<dyn age::Identity>],
+    name: &str,
+    ranges: Option<&ByteRanges>,
+    config: &PluginConfig,
+    log: &mut CallLog,
+) -> Result<Ending> {
     let opts = DecodeOptions {
         workers: config.workers,
         expected_name: Some(name),
         ranges,
     };
-    match pipeline::decode(&mut input, out, &identities, &opts) {
+    let decoded = pipeline::decode(&mut input, out, identities, &opts);
+    log.bytes_in = input.with_inner(|r| r.get_ref().bytes_read());
+    let reader = input.into_inner().into_inner();
+    match decoded {
         Ok(report) => {
-            log.bytes_in = input.get_ref().bytes_read();
-            log.bytes_out = report.bytes_out;
             log.note(format!("frames={}", report.frames));
             if report.trailer.is_some() {
-                input.into_inner().finish()
-            } else {
+                reader.finish_verified()?;
+            } else if let Some(e) = reader.abort(None) {
                 // A subset restore that has all its ranges stops reading early.
-                match input.into_inner().abort(None) {
-                    Some(e) => Err(e),
-                    None => Ok(()),
-                }
+                return Err(e);
             }
+            Ok(Ending::Done)
         }
-        Err(e) => Err(fail(input, anyhow!(e))),
+        Err(e) if e.is_reader_gone() => Ok(reader_gone(reader, log)),
+        Err(e) => Err(stop(
+            reader,
+            anyhow!(e.explain(&config.identity_files, name)),
+        )),
     }
 }
 
 /// Stops the inner plugin after a failure; its own failure explains more, if any.
-fn fail(input: BufReader<crate::inner::InnerReader>, ours: anyhow::Error) -> anyhow::Error {
-    input
-        .into_inner()
+fn stop(reader: InnerReader, ours: anyhow::Error) -> anyhow::Error {
+    reader
         .abort(Some(ours))
         .unwrap_or_else(|| anyhow!("restore failed"))
 }
 
-/// Old unencrypted objects, read as they are (migration only).
+/// Our reader closed the stream (EPIPE). gpbackup_helper never reads a restore to its
+/// end: it exits once it has its tables. That is not a failure: the inner plugin is
+/// stopped, the call log says what happened, and the call succeeds with nothing on
+/// stderr (nobody is left to read it).
+fn reader_gone(reader: InnerReader, log: &mut CallLog) -> Ending {
+    if let Some(theirs) = reader.abort(None) {
+        log.note(format!("{theirs:#}"));
+    }
+    Ending::ReaderGone
+}
+
+/// Old unencrypted objects, read as they are (migration only): the whole stream, or
+/// the ranges of it, by the same range rules as a decoded subset.
 fn passthrough(
-    mut input: BufReader<crate::inner::InnerReader>,
-    mut out: File,
+    mut input: ObjectInput,
+    mut out: impl Write,
     ranges: Option<&ByteRanges>,
     log: &mut CallLog,
-) -> Result<()> {
-    let mut data = Vec::new();
-    if let Some(ranges) = ranges {
-        io::Read::read_to_end(&mut input, &mut data)?;
-        for &(s, e) in ranges.ranges() {
-            let slice = data.get(s as usize..e as usize).ok_or_else(|| {
-                anyhow!(
-                    "range [{s}, {e}) is beyond the object's {} bytes",
-                    data.len()
-                )
-            })?;
-            out.write_all(slice)?;
-            log.bytes_out += slice.len() as u64;
-        }
-    } else {
-        log.bytes_out = io::copy(&mut input, &mut out)?;
+) -> Result<Ending> {
+    let copied = copy_ranges(&mut input, &mut out, ranges);
+    log.bytes_in = input.with_inner(|r| r.get_ref().bytes_read());
+    let reader = input.into_inner().into_inner();
+    match copied {
+        // Nothing here was verified, so any text on the inner plugin's stderr fails
+        // the restore, as it would fail it for gprestore.
+        Ok(()) => reader.finish().map(|_| Ending::Done),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(reader_gone(reader, log)),
+        Err(e) => Err(stop(reader, anyhow!("{e}"))),
     }
-    input.into_inner().finish()
+}
+
+/// Copies `input` to `out`, or only `ranges` of it; reads `input` to its end either way
+/// (the inner plugin's exit and stderr are all there is to check a plaintext by).
+fn copy_ranges(
+    input: &mut impl Read,
+    out: &mut impl Write,
+    ranges: Option<&ByteRanges>,
+) -> io::Result<()> {
+    let Some(ranges) = ranges else {
+        io::copy(input, out)?;
+        return Ok(());
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut offset = 0u64;
+    while offset < ranges.end() {
+        let n = match input.read(&mut buf) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    ranges
+                        .check_reach(offset)
+                        .err()
+                        .map_or_else(|| "the object ended early".to_string(), |e| e.to_string()),
+                ))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        for part in ranges.within(offset, n as u64) {
+            out.write_all(&buf[part])?;
+        }
+        offset += n as u64;
+    }
+    io::copy(input, &mut io::sink())?;
+    Ok(())
 }
 
 /// A file being restored, under a temporary name beside its destination; removed

@@ -47,6 +47,9 @@ pub enum FormatError {
     Malformed(String),
     /// Reading failed (decryption errors arrive here, carried in the io::Error).
     Io(io::Error),
+    /// The plaintext does not start with an object header record: it is not an object
+    /// of this format at all (an age file some other program wrote).
+    NotAnObject,
 }
 
 impl fmt::Display for FormatError {
@@ -55,6 +58,10 @@ impl fmt::Display for FormatError {
             FormatError::Truncated => write!(f, "object content is truncated"),
             FormatError::Malformed(what) => write!(f, "object content is malformed: {what}"),
             FormatError::Io(e) => write!(f, "{e}"),
+            FormatError::NotAnObject => write!(
+                f,
+                "its content is not in gpbackup_age_plugin's object format (it does not start with an object header)"
+            ),
         }
     }
 }
@@ -102,12 +109,14 @@ impl<R: Read> UnitReader<R> {
                 )),
             };
         }
+        if self.state == State::Start {
+            return self.read_object_header().map(|h| {
+                self.state = State::Frames;
+                Some(Unit::Record(Record::Header(h)))
+            });
+        }
         let record = self.read_record()?;
         match (&record, self.state) {
-            (Record::Header(_), State::Start) => {
-                self.state = State::Frames;
-                Ok(Some(Unit::Record(record)))
-            }
             (Record::Trailer(_), State::Frames) => {
                 self.state = State::Done;
                 Ok(Some(Unit::Record(record)))
@@ -132,14 +141,34 @@ impl<R: Read> UnitReader<R> {
                 }
                 Ok(Some(Unit::Frame(d, frame)))
             }
-            (_, State::Start) => Err(FormatError::Malformed(
-                "object does not start with its header record".into(),
-            )),
             _ => Err(FormatError::Malformed("record out of order".into())),
         }
     }
 
+    /// The first record, which tells our objects from anything else: a plaintext that
+    /// does not start with a skippable frame holding an object header (another magic,
+    /// another record, fewer bytes than a record) is [`FormatError::NotAnObject`]. An
+    /// object header this build cannot read (another format version) stays malformed.
+    fn read_object_header(&mut self) -> Result<ObjectHeader, FormatError> {
+        let payload = self.read_record_payload().map_err(|e| match e {
+            FormatError::Io(io) => FormatError::Io(io),
+            _ => FormatError::NotAnObject,
+        })?;
+        if !records::is_header_payload(&payload) {
+            return Err(FormatError::NotAnObject);
+        }
+        match Record::decode(&payload)? {
+            Record::Header(h) => Ok(h),
+            _ => Err(FormatError::NotAnObject),
+        }
+    }
+
     fn read_record(&mut self) -> Result<Record, FormatError> {
+        Record::decode(&self.read_record_payload()?)
+    }
+
+    /// One skippable frame's payload.
+    fn read_record_payload(&mut self) -> Result<Vec<u8>, FormatError> {
         let mut head = [0u8; 8];
         match read_full(&mut self.input, &mut head).map_err(FormatError::Io)? {
             8 => {}
@@ -161,7 +190,7 @@ impl<R: Read> UnitReader<R> {
         if read_full(&mut self.input, &mut payload).map_err(FormatError::Io)? != payload.len() {
             return Err(FormatError::Truncated);
         }
-        Record::decode(&payload)
+        Ok(payload)
     }
 }
 

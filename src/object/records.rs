@@ -97,6 +97,11 @@ impl ObjectTrailer {
     }
 }
 
+/// True when a skippable frame's payload carries the object header's tag.
+pub(super) fn is_header_payload(payload: &[u8]) -> bool {
+    payload.starts_with(HEADER_TAG)
+}
+
 /// A cursor over a record payload that turns running out of bytes into an error.
 struct Fields<'a>(&'a [u8]);
 

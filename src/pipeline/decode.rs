@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use age::Identity;
@@ -10,7 +11,6 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use sha2::{Digest, Sha256};
 
 use super::{resolve_workers, ByteRanges, SEAL_BATCH_CHUNKS};
-use crate::age_file::header::AGE_PREFIX;
 use crate::age_file::stream::{StreamError, StreamOpener};
 use crate::age_file::{Header, HeaderError, PayloadKey, NONCE_SIZE};
 use crate::object::{
@@ -47,6 +47,12 @@ pub enum DecodeError {
     Mismatch(String),
     /// Writing the output failed.
     Output(io::Error),
+    /// The object decrypts, but its content is not an object of this plugin: some other
+    /// program wrote that age file.
+    Foreign,
+    /// The output side of the pipeline stopped; its own error is the cause, and
+    /// [`decode`] returns that one instead whenever it is known.
+    Stopped,
 }
 
 impl std::fmt::Display for DecodeError {
@@ -57,11 +63,72 @@ impl std::fmt::Display for DecodeError {
             DecodeError::Format(e) => write!(f, "{e}"),
             DecodeError::Mismatch(m) => write!(f, "{m}"),
             DecodeError::Output(e) => write!(f, "writing the restored data: {e}"),
+            DecodeError::Foreign => write!(
+                f,
+                "the object decrypts, but gpbackup_age_plugin did not write it: {}",
+                FormatError::NotAnObject
+            ),
+            DecodeError::Stopped => write!(f, "the restore pipeline stopped"),
         }
     }
 }
 
 impl std::error::Error for DecodeError {}
+
+impl DecodeError {
+    /// The message for a person. For an object this plugin did not write it adds the
+    /// stock command that recovers it with the keyring's files (`identity_files`), the
+    /// object fetched from storage as `object`.
+    pub fn explain(&self, identity_files: &[PathBuf], object: &str) -> String {
+        match self {
+            DecodeError::Foreign => format!(
+                "{self}; recover it with the stock age CLI: {}",
+                stock_decrypt_command(identity_files, object)
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    /// True when the output was closed by its reader (EPIPE): the reader stopped early,
+    /// which is not a failure of the restore.
+    pub fn is_reader_gone(&self) -> bool {
+        matches!(self, DecodeError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// `age -d -i IDENTITY… OBJECT > OBJECT.decrypted`: the stock command that decrypts an
+/// age file, with one `-i` per identity file (age tries each), writing beside the
+/// object, never over it. Paths are quoted for a POSIX shell where needed.
+pub fn stock_decrypt_command(identity_files: &[PathBuf], object: &str) -> String {
+    let mut command = String::from("age -d");
+    if identity_files.is_empty() {
+        command.push_str(" -i IDENTITY_FILE");
+    }
+    for file in identity_files {
+        command.push_str(" -i ");
+        command.push_str(&shell_quote(&file.to_string_lossy()));
+    }
+    let output = format!("{object}.decrypted");
+    format!(
+        "{command} {} > {}",
+        shell_quote(object),
+        shell_quote(&output)
+    )
+}
+
+/// `word` as one POSIX shell word: as it is when it needs no quoting, else in single
+/// quotes.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./-+=:,@%".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
 
 impl From<FormatError> for DecodeError {
     fn from(e: FormatError) -> Self {
@@ -80,14 +147,17 @@ impl From<FormatError> for DecodeError {
     }
 }
 
-/// True when these first bytes can begin an age file (else: not one of our objects).
-pub fn looks_like_age(head: &[u8]) -> bool {
-    let n = head.len().min(AGE_PREFIX.len());
-    n > 0 && head[..n] == AGE_PREFIX[..n]
-}
-
-/// Decodes one object from `input` to `out`, opening it with the first identity of the
-/// keyring that matches.
+/// Decodes one object from `input` (a binary age file: see
+/// [`crate::age_file::AgeInput`] for armored ones) to `out`, opening it with the first
+/// identity of the keyring that matches.
+///
+/// A full restore verifies everything (every chunk, every frame, the name, the frame
+/// count, the length and the SHA-256 of the original). A subset restore
+/// (`opts.ranges`) verifies what it reads: every chunk up to the end of its last range,
+/// every frame it decompresses, the name, and, only if it happens to read to the end,
+/// the frame count and length; the SHA-256 needs every frame and is left to full reads.
+/// It reads nothing past the end of its last range, and refuses ranges beyond the end
+/// of the object.
 pub fn decode<R: BufRead + Send, W: Write + Send>(
     mut input: R,
     out: W,
@@ -112,9 +182,11 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
     };
     let opener = StreamOpener::new(key, input, open_threads, SEAL_BATCH_CHUNKS);
     let mut units = UnitReader::new(opener);
-    let object = match units.next_unit()? {
-        Some(Unit::Record(Record::Header(h))) => h,
-        _ => {
+    let object = match units.next_unit() {
+        Ok(Some(Unit::Record(Record::Header(h)))) => h,
+        Err(FormatError::NotAnObject) => return Err(DecodeError::Foreign),
+        Err(e) => return Err(e.into()),
+        Ok(_) => {
             return Err(DecodeError::Format(FormatError::Malformed(
                 "no object header".into(),
             )))
@@ -137,9 +209,14 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
             aborted.store(true, Ordering::SeqCst);
         }
         let sunk = sink.finish();
-        let (trailer, frames) = result?;
+        let (trailer, frames) = match result {
+            Ok(read) => read,
+            // The writing side stopped first: its own error is the cause.
+            Err(DecodeError::Stopped) => return Err(sunk.err().unwrap_or(DecodeError::Stopped)),
+            Err(e) => return Err(e),
+        };
         let (bytes_out, sha256) = sunk?;
-        if let Some(t) = &trailer {
+        if let (Some(t), Some(sha256)) = (&trailer, sha256) {
             if t.sha256 != sha256 {
                 return Err(DecodeError::Mismatch(
                     "SHA-256 of the restored data does not match the one recorded at backup".into(),
@@ -167,6 +244,13 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
     let mut offset = 0u64;
     let mut frames = 0u64;
     loop {
+        if let Some(r) = opts.ranges {
+            // Everything asked for is out (for `0` or `1 0 0`: nothing was asked for):
+            // no more reading, so no more checking either.
+            if offset >= r.end() {
+                return Ok((None, frames));
+            }
+        }
         match units.next_unit()? {
             Some(Unit::Frame(d, frame)) => {
                 if d.plain_len > object.frame_size {
@@ -180,11 +264,6 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
                 frames += 1;
                 if parts.as_ref().is_none_or(|p| !p.is_empty()) {
                     sink.push(frame, &d, parts, scope)?;
-                }
-                if let Some(r) = opts.ranges {
-                    if offset >= r.end() {
-                        return Ok((None, frames));
-                    }
                 }
             }
             Some(Unit::Record(Record::Trailer(t))) => {
@@ -200,12 +279,8 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
                     )));
                 }
                 if let Some(r) = opts.ranges {
-                    if r.end() > offset {
-                        return Err(DecodeError::Mismatch(format!(
-                            "requested range ends at byte {} but the object holds only {offset} bytes",
-                            r.end()
-                        )));
-                    }
+                    r.check_reach(offset)
+                        .map_err(|e| DecodeError::Mismatch(e.to_string()))?;
                 }
                 return Ok((Some(t), frames));
             }
@@ -357,7 +432,7 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
             (None, Some(pool)) => pool
                 .work
                 .send((self.seq - 1, frame, plain_len, parts))
-                .map_err(|_| DecodeError::Output(io::Error::other("restore pipeline stopped"))),
+                .map_err(|_| DecodeError::Stopped),
             (None, None) => unreachable!("a sink is inline or pooled"),
         }
     }
@@ -413,8 +488,9 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
         }
     }
 
-    /// Drains the pipeline; returns the bytes written and the SHA-256 of all frames.
-    fn finish(self) -> Result<(u64, [u8; 32]), DecodeError> {
+    /// Drains the pipeline; returns the bytes written and the SHA-256 of all frames
+    /// (when hashing: full restores).
+    fn finish(self) -> Result<(u64, Option<[u8; 32]>), DecodeError> {
         let (mut out, writer) = match (self.inline, self.pool) {
             (Some(inline), _) => (inline.out, inline.writer),
             (None, Some(pool)) => {
@@ -428,10 +504,7 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
         if !self.aborted.load(Ordering::SeqCst) {
             out.flush().map_err(DecodeError::Output)?;
         }
-        let sha = writer
-            .hasher
-            .map(|h| h.finalize().into())
-            .unwrap_or([0; 32]);
+        let sha = writer.hasher.map(|h| h.finalize().into());
         Ok((writer.written, sha))
     }
 }

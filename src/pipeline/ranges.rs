@@ -1,11 +1,27 @@
 //! The offsets file of `restore_data_subset`: one line `N s1 e1 s2 e2 …`, N byte ranges
 //! `[s, e)` of the original stream, to be written in order.
+//!
+//! What is legal is what gpbackup_helper writes (helper/restore_helper.go: the count,
+//! then the `StartByte EndByte` of each table of the segment TOC, in TOC order, with no
+//! newline): ranges in ascending order, each starting at or after the end of the one
+//! before. A table with no rows on a segment gives a zero-length range (`s == e`), so
+//! zero-length ranges occur anywhere, repeated at one offset too (`2 0 0 0 0`, the
+//! offsets of an empty segment file), and adjacent ranges (`0 5 5 9`) are the rule.
+//! An empty list (`0`) asks for nothing. Refused: a range that ends before it starts,
+//! ranges out of order or overlapping, and (once the object's length is known) any range,
+//! even a zero-length one, that lies beyond the end of the object.
 
 use std::fmt;
 
-/// Sorted, non-overlapping, non-empty byte ranges of the original stream.
+/// Sorted, non-overlapping, non-empty byte ranges of the original stream, and how far
+/// into the stream the offsets file reaches (zero-length ranges included).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ByteRanges(Vec<(u64, u64)>);
+pub struct ByteRanges {
+    ranges: Vec<(u64, u64)>,
+    /// The largest end offset of any range, empty ones included: the object must be at
+    /// least this long.
+    reach: u64,
+}
 
 /// Why an offsets file was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,23 +90,41 @@ impl ByteRanges {
         if words.next().is_some() {
             return err(format!("more numbers than the {count} ranges announced"));
         }
-        Ok(ByteRanges(ranges))
+        Ok(ByteRanges {
+            ranges,
+            reach: prev_end,
+        })
     }
 
+    /// The non-empty ranges, in order.
     pub fn ranges(&self) -> &[(u64, u64)] {
-        &self.0
+        &self.ranges
     }
 
-    /// Where the last range ends: nothing past it is needed.
+    /// How far into the original the offsets file reaches: nothing past it is needed,
+    /// and an object shorter than this is refused ([`ByteRanges::check_reach`]). 0 for
+    /// an empty list or only zero-length ranges at offset 0.
     pub fn end(&self) -> u64 {
-        self.0.last().map_or(0, |r| r.1)
+        self.reach
+    }
+
+    /// Fails when the ranges reach past the end of an original of `len` bytes: one line
+    /// naming both offsets.
+    pub fn check_reach(&self, len: u64) -> Result<(), RangesError> {
+        if self.reach > len {
+            return Err(RangesError(format!(
+                "the offsets file asks for bytes up to offset {} but the object holds only {len} bytes (a range beyond the end of the object)",
+                self.reach
+            )));
+        }
+        Ok(())
     }
 
     /// The parts of `[offset, offset + len)` to output, relative to `offset`, in order.
     pub fn within(&self, offset: u64, len: u64) -> Vec<std::ops::Range<usize>> {
         let end = offset + len;
-        let first = self.0.partition_point(|r| r.1 <= offset);
-        self.0[first..]
+        let first = self.ranges.partition_point(|r| r.1 <= offset);
+        self.ranges[first..]
             .iter()
             .take_while(|r| r.0 < end)
             .map(|&(s, e)| (s.max(offset) - offset) as usize..(e.min(end) - offset) as usize)
@@ -126,5 +160,33 @@ mod tests {
             assert!(ByteRanges::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(ByteRanges::parse("2 0 5 5 8").is_ok());
+    }
+
+    #[test]
+    fn zero_length_ranges_as_gpbackup_helper_writes_them() {
+        // No newline, as the helper writes it; an empty segment file; a list asking
+        // for nothing; a table without rows between two that have some.
+        for (text, ranges, reach) in [
+            ("1 0 0", vec![], 0),
+            ("2 0 0 0 0", vec![], 0),
+            ("0", vec![], 0),
+            ("3 0 5 5 5 5 9", vec![(0, 5), (5, 9)], 9),
+            ("2 0 5 7 7", vec![(0, 5)], 7),
+            ("2 3 3 3 3", vec![], 3),
+        ] {
+            let r = ByteRanges::parse(text).unwrap();
+            assert_eq!(r.ranges(), &ranges[..], "{text}");
+            assert_eq!(r.end(), reach, "{text}");
+            assert!(r.check_reach(reach).is_ok());
+        }
+        // A zero-length range past the end is still past the end.
+        let r = ByteRanges::parse("2 0 5 7 7").unwrap();
+        let e = r.check_reach(6).unwrap_err().to_string();
+        assert!(
+            e.contains("up to offset 7") && e.contains("only 6 bytes"),
+            "{e}"
+        );
+        // Descending zero-length ranges are refused like any other.
+        assert!(ByteRanges::parse("2 5 5 3 3").is_err());
     }
 }

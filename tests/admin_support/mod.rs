@@ -382,3 +382,30 @@ pub fn ok(out: &Output) -> String {
     );
     stdout(out)
 }
+
+/// The value of the `key: value` line `key` of inspect's output.
+#[track_caller]
+pub fn field<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no '{key}:' line in:\n{out}"))
+}
+
+/// The work directory the tests' rotations use.
+pub fn work(h: &Harness) -> PathBuf {
+    h.path().join("work")
+}
+
+/// `rotate CONFIG --work-dir WORK [extra…] TS…`.
+pub fn rotate(h: &Harness, extra: &[&str], ts: &[&str]) -> Output {
+    let work = work(h);
+    let mut args = vec![
+        "rotate",
+        h.config.to_str().unwrap(),
+        "--work-dir",
+        work.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(ts);
+    admin(h, &args)
+}

@@ -146,6 +146,17 @@ pub fn spawn_plugin(h: &Harness, args: &str) -> Child {
         .expect("spawn bash")
 }
 
+/// `restore_data_subset` of `key` with an offsets file holding `offsets` as given.
+pub fn subset(h: &Harness, key: &str, offsets: &str) -> Output {
+    let file = h.path().join("offsets.txt");
+    std::fs::write(&file, offsets).expect("write the offsets file");
+    h.call(
+        "restore_data_subset",
+        &format!("{key} {}", file.display()),
+        b"",
+    )
+}
+
 /// Every regular file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
