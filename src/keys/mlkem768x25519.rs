@@ -111,9 +111,7 @@ impl FromStr for Recipient {
         }
         let pk = PublicKey::from_bytes(&bytes)
             .map_err(|_| "not a valid ML-KEM-768 + X25519 public key")?;
-        let x25519: [u8; 32] = bytes[PUBLIC_KEY_LEN - 32..]
-            .try_into()
-            .expect("32 bytes");
+        let x25519: [u8; 32] = bytes[PUBLIC_KEY_LEN - 32..].try_into().expect("32 bytes");
         if !x25519_is_contributory(x25519) {
             return Err("its X25519 key is a point of low order (no shared secret can come of it)");
         }
@@ -292,7 +290,11 @@ impl age::Identity for Identity {
             &tag,
         )
         .ok()
-        .map(|()| Ok(FileKey::init_with_mut(|key| key.copy_from_slice(&file_key[..]))))
+        .map(|()| {
+            Ok(FileKey::init_with_mut(|key| {
+                key.copy_from_slice(&file_key[..])
+            }))
+        })
     }
 }
 
@@ -356,7 +358,13 @@ mod tests {
         let stanza = wrap(&identity.to_public(), &file_key);
         assert_eq!(stanza.tag, STANZA_TAG);
         assert_eq!(stanza.args.len(), 1);
-        assert_eq!(BASE64_STANDARD_NO_PAD.decode(&stanza.args[0]).unwrap().len(), ENC_LEN);
+        assert_eq!(
+            BASE64_STANDARD_NO_PAD
+                .decode(&stanza.args[0])
+                .unwrap()
+                .len(),
+            ENC_LEN
+        );
         assert_eq!(stanza.body.len(), BODY_LEN);
         let opened = identity.unwrap_stanza(&stanza).unwrap().unwrap();
         assert_eq!(opened.expose_secret(), file_key.expose_secret());
@@ -413,7 +421,10 @@ mod tests {
             // An error, not "another key's stanza": without the check the AEAD would
             // merely fail and the stanza would be skipped.
             assert!(
-                matches!(identity.unwrap_stanza(&s), Some(Err(DecryptError::InvalidHeader))),
+                matches!(
+                    identity.unwrap_stanza(&s),
+                    Some(Err(DecryptError::InvalidHeader))
+                ),
                 "share {point:02x?} accepted"
             );
         }
@@ -485,7 +496,11 @@ mod tests {
             format!("{secret} "),
             format!(" {secret}"),
             secret[..secret.len() - 1].to_string(),
-            format!("{}{}", &secret[..secret.len() - 1], if secret.ends_with('Q') { 'P' } else { 'Q' }),
+            format!(
+                "{}{}",
+                &secret[..secret.len() - 1],
+                if secret.ends_with('Q') { 'P' } else { 'Q' }
+            ),
             bech32_encode(IDENTITY_HRP, &[7u8; 31]).to_uppercase(),
             bech32_encode(IDENTITY_HRP, &[7u8; 33]).to_uppercase(),
             bech32::encode(IDENTITY_HRP, [7u8; 32].to_base32(), Variant::Bech32m)
@@ -495,7 +510,10 @@ mod tests {
             recipient.clone(),
         ];
         for bad in &bad_identities {
-            assert!(bad.parse::<Identity>().is_err(), "accepted identity {bad:.30}");
+            assert!(
+                bad.parse::<Identity>().is_err(),
+                "accepted identity {bad:.30}"
+            );
         }
         let bytes = identity.to_public().0.to_bytes();
         let bad_recipients = [
@@ -508,7 +526,10 @@ mod tests {
             secret.to_string(),
         ];
         for bad in &bad_recipients {
-            assert!(bad.parse::<Recipient>().is_err(), "accepted recipient {bad:.30}");
+            assert!(
+                bad.parse::<Recipient>().is_err(),
+                "accepted recipient {bad:.30}"
+            );
         }
         // An ML-KEM key whose coefficients are out of range (all 0xff) is refused.
         let mut unreduced = bytes.to_vec();
