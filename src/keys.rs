@@ -118,7 +118,7 @@ fn check_one_kind(given: &[(String, &str)]) -> Result<()> {
             .join(", ")
     };
     bail!(
-        "recipients mix post-quantum keys [{}] with classic keys [{}]: an object encrypted to both is only as strong as X25519 against a quantum computer, so age refuses the mix; list only age1pq1… recipients (or only classic ones)",
+        "recipients mix post-quantum keys [{}] with classic keys [{}]: an object encrypted to both is only as strong as X25519 against a quantum computer, so age 1.3 and this plugin refuse the mix; list only age1pq1… recipients (or only classic ones)",
         list(&pq),
         list(&classic)
     )
@@ -206,7 +206,9 @@ fn take_pq_identities(
     path: &Path,
 ) -> Result<(Vec<Box<dyn Identity>>, Zeroizing<String>)> {
     let mut pq: Vec<Box<dyn Identity>> = Vec::new();
-    let mut rest = Zeroizing::new(String::with_capacity(text.len()));
+    // Room for a final newline too, so the buffer never reallocates (and never leaves
+    // an unzeroized copy behind).
+    let mut rest = Zeroizing::new(String::with_capacity(text.len() + 1));
     for (n, line) in text.lines().enumerate() {
         if line.starts_with(mlkem768x25519::IDENTITY_PREFIX) {
             let identity = mlkem768x25519::Identity::from_str(line).map_err(|e| {

@@ -64,6 +64,22 @@ fn keygen_pq_writes_an_age_keygen_pq_file() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&p.identity).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    // keys/README.md's way of putting the recipient into a recipients file.
+    let file = h.path().join("recipients.txt");
+    let out = run_in(
+        &h.home(),
+        &format!(
+            "grep '^# public key: ' '{}' | cut -d' ' -f4 > '{}'",
+            p.identity.display(),
+            file.display()
+        ),
+        b"",
+    );
+    assert_ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{}\n", p.recipient)
+    );
     // Never over an existing file.
     let again = shell(&h, &["keygen", "--pq", p.identity.to_str().unwrap()]);
     assert_fails_with(&again, "already exists");
@@ -202,7 +218,18 @@ fn rotate_moves_a_classic_backup_to_post_quantum_keys() {
         assert!(age_decrypt(&a.identity, &path).is_none(), "{name}");
     }
 
-    // The post-quantum key alone now restores, verifies and inspects everything.
+    // The post-quantum key alone now verifies, restores and inspects everything.
+    let text = ok(&shell(
+        &h,
+        &[
+            "verify",
+            h.config.to_str().unwrap(),
+            TS,
+            "--identity",
+            p.identity.to_str().unwrap(),
+        ],
+    ));
+    assert!(text.contains("9 ok, 0 failed"), "{text}");
     use_keys(&h, &[&p], &[&p], &[]);
     restore_all(&h, &set);
     let text = ok(&shell(&h, &["verify", h.config.to_str().unwrap(), TS]));
@@ -327,4 +354,32 @@ fn post_quantum_key_mistakes_are_one_clear_line() {
     let out = h.restore_data(&key);
     assert_ok(&out);
     assert_eq!(out.stdout, b"rows");
+}
+
+#[test]
+fn the_header_writer_refuses_mixed_recipients_however_they_were_built() {
+    use gpbackup_age_plugin::age_file::{new_file_key, Header};
+    use gpbackup_age_plugin::keys::mlkem768x25519;
+    let pq =
+        || Box::new(mlkem768x25519::Identity::generate().to_public()) as Box<dyn age::Recipient>;
+    let classic =
+        || Box::new(age::x25519::Identity::generate().to_public()) as Box<dyn age::Recipient>;
+    let key = new_file_key();
+    for mixed in [vec![pq(), classic()], vec![classic(), pq(), pq()]] {
+        let err = Header::wrap(&key, &mixed)
+            .err()
+            .expect("a mixed header was written");
+        assert!(err.contains("both post-quantum and classic"), "{err}");
+    }
+    assert_eq!(
+        Header::wrap(&key, &[pq(), pq()]).unwrap().stanzas().len(),
+        2
+    );
+    assert_eq!(
+        Header::wrap(&key, &[classic(), classic()])
+            .unwrap()
+            .stanzas()
+            .len(),
+        2
+    );
 }

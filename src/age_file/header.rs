@@ -97,7 +97,9 @@ impl Header {
             match &first_labels {
                 None => first_labels = Some(labels),
                 Some(first) if *first != labels => {
-                    let pq = |l: &std::collections::HashSet<String>| l.contains("postquantum");
+                    let pq = |l: &std::collections::HashSet<String>| {
+                        l.contains(crate::keys::mlkem768x25519::POSTQUANTUM_LABEL)
+                    };
                     return Err(if pq(first) != pq(&labels) {
                         "cannot encrypt to both post-quantum and classic recipients: the object would be only as strong as X25519 against a quantum computer".into()
                     } else {
