@@ -219,7 +219,8 @@ non-zero if any object failed.";
 const INSPECT_HELP: &str = "\
 Prints what a stored object (a file copied from storage) says about itself, as \
 `key: value` lines. Without a key: the age format version, header size, payload and \
-total size, and the number and kinds of recipient stanzas. With --identity: also the \
+total size, the number and kinds of recipient stanzas, and whether the object is \
+post-quantum (every stanza hybrid ML-KEM-768 + X25519). With --identity: also the \
 name it was stored under, the original length and SHA-256, its frames (count, size, \
 compressed or stored) and whether it verifies end to end. Writes no plaintext.";
 

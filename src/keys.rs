@@ -183,7 +183,8 @@ fn parse_identities(bytes: &[u8], path: &Path) -> Result<Vec<Box<dyn Identity>>>
             }
         };
     }
-    let (pq_identities, rest) = take_pq_identities(text, path)?;
+    let mut pq_identities = Vec::new();
+    let rest = take_pq_identities(text, path, &mut pq_identities)?;
     let mut identities = age::IdentityFile::from_buffer(rest.as_bytes())
         .map_err(|e| {
             anyhow::anyhow!("option identity_file: {name} is not an age identity file: {e}")
@@ -198,14 +199,14 @@ fn parse_identities(bytes: &[u8], path: &Path) -> Result<Vec<Box<dyn Identity>>>
 }
 
 /// Parses the post-quantum identity lines (`AGE-SECRET-KEY-PQ-1…`, which the age crate's
-/// identity-file parser does not know) and returns them with the rest of the file, those
+/// identity-file parser does not know) into `pq` and returns the rest of the file, those
 /// lines blanked so that the age crate's line numbers stay right. Post-quantum
 /// identities therefore come after the file's other identities, in file order.
 fn take_pq_identities(
     text: &str,
     path: &Path,
-) -> Result<(Vec<Box<dyn Identity>>, Zeroizing<String>)> {
-    let mut pq: Vec<Box<dyn Identity>> = Vec::new();
+    pq: &mut Vec<Box<dyn Identity>>,
+) -> Result<Zeroizing<String>> {
     // Room for a final newline too, so the buffer never reallocates (and never leaves
     // an unzeroized copy behind).
     let mut rest = Zeroizing::new(String::with_capacity(text.len() + 1));
@@ -224,7 +225,7 @@ fn take_pq_identities(
         }
         rest.push('\n');
     }
-    Ok((pq, rest))
+    Ok(rest)
 }
 
 /// Shortens a long key for an error message.
