@@ -92,14 +92,38 @@ def timed_rounds(cmds, repeat, stdin_path=None, replaces=None):
 
 
 def median_latencies(cmds, calls):
-    """The median time of each (command, stdin bytes), the commands taking turns."""
+    """The median wall-clock time of each (command, stdin bytes), the commands taking turns,
+    and the median CPU time (user + system) of the same calls, bash, ours and the inner
+    plugin together: on a loaded machine the wall clock also counts the wait for a core,
+    the CPU time does not."""
     samples = {name: [] for name in cmds}
+    cpu = {name: [] for name in cmds}
     for _ in range(calls):
         for name, (cmd, payload) in cmds.items():
             start = time.perf_counter()
-            subprocess.run(["bash", "-c", cmd], input=payload, stdout=subprocess.DEVNULL, check=True)
+            proc = subprocess.Popen(["bash", "-c", cmd], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            proc.stdin.write(payload)
+            proc.stdin.close()
+            _, status, usage = os.wait4(proc.pid, 0)
             samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(v) for name, v in samples.items()}
+            if status != 0:
+                sys.exit(f"bench: `{cmd}` failed ({status})")
+            cpu[name].append(usage.ru_utime + usage.ru_stime)
+    return ({name: statistics.median(v) for name, v in samples.items()},
+            {name: statistics.median(v) for name, v in cpu.items()})
+
+
+def instructions(cmd, payload):
+    """Instructions our process executes in one call, counted by callgrind (None without
+    valgrind): independent of the load on the machine, unlike any clock."""
+    if not shutil.which("valgrind"):
+        return None
+    out = subprocess.run(["bash", "-c", f"valgrind --tool=callgrind --callgrind-out-file=/dev/null {cmd}"],
+                         input=payload, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+    for line in out.stderr.decode(errors="replace").splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    return None
 
 
 def peak_rss_from_log(home):
@@ -180,7 +204,18 @@ def main():
     def stored(name):
         return os.path.getsize(stored_path(name))
 
+    # The same config with a hybrid post-quantum key (ML-KEM-768 + X25519) in place of the
+    # X25519 one, made here with our own keygen.
+    pq_identity = os.path.join(work, "pq-identity.txt")
+    pq_recipient = subprocess.run([BIN, "keygen", "--pq", pq_identity], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+    cfg_pq = os.path.join(work, "plugin-pq.yaml")
+    with open(cfg_pq, "w") as f:
+        f.write(f'executablepath: {BIN}\noptions:\n  inner_executablepath: "{INNER}"\n'
+                f'  recipients: "{pq_recipient}"\n  identity_file: "{pq_identity}"\n  root: "{store}"\n')
+
     plugin = f"{BIN} {{cmd}} {cfg} {{key}}"
+    plugin_pq = f"{BIN} {{cmd}} {cfg_pq} {{key}}"
     inner = f"{INNER} {{cmd}} {inner_cfg} {{key}}"
     mib = 1 << 20
     rows = []
@@ -233,14 +268,26 @@ def main():
     small = os.urandom(1024)
     subprocess.run(["bash", "-c", inner.format(cmd="backup_data", key=key("inner_small"))], input=small, check=True)
     exec_cached = f"{BIN_EXEC_CACHED} {{cmd}} {cfg} {{key}}"
-    lat = median_latencies({
+    lat, cpu_lat = median_latencies({
         "backup ours": (plugin.format(cmd="backup_data", key=key("small")), small),
         "backup exec-cached": (exec_cached.format(cmd="backup_data", key=key("small_e")), small),
         "backup inner": (inner.format(cmd="backup_data", key=key("inner_small")), small),
         "restore ours": (plugin.format(cmd="restore_data", key=key("small")), b""),
         "restore exec-cached": (exec_cached.format(cmd="restore_data", key=key("small_e")), b""),
         "restore inner": (inner.format(cmd="restore_data", key=key("inner_small")), b""),
+        "backup pq": (plugin_pq.format(cmd="backup_data", key=key("small_pq")), small),
+        "restore pq": (plugin_pq.format(cmd="restore_data", key=key("small_pq")), b""),
     }, args.calls)
+
+    ir = {f"{op} {kind}": instructions((plugin if kind == "ours" else plugin_pq).format(
+              cmd=f"{op}_data", key=key("small_ir" if kind == "ours" else "small_ir_pq")),
+              small if op == "backup" else b"")
+          for op in ("backup", "restore") for kind in ("ours", "pq")}
+
+    def header_len(name):
+        with open(stored_path(name), "rb") as f:
+            data = f.read(1 << 16)
+        return data.index(b"\n", data.index(b"\n--- ") + 1) + 1
     # 6. Peak RSS of our process over a long stream (the input repeated).
     repeats = max(1, (args.rss_gib << 30) // size)
     cat = " ".join([csv] * repeats)
@@ -251,7 +298,8 @@ def main():
 
     cpu = subprocess.run(["bash", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                          capture_output=True, text=True).stdout.strip()
-    print(f"\nmachine: {os.cpu_count()} cores, {cpu}; input {size / mib:.0f} MiB CSV "
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nmachine: {os.cpu_count()} cores, {cpu}; load average {load}; input {size / mib:.0f} MiB CSV "
           f"(gzip -1: {gz_size / mib:.0f} MiB); best and median of {args.repeat} rounds; binary: {linkage}; "
           f"storage: {'tmpfs (' + shm + ')' if in_memory else 'disk (' + work + ')'}\n")
     print(f"| {'operation':<26} | {'ours':>12} | {'baseline':>12} | {'baseline is':<18} | {'ratio':>6} | "
@@ -276,6 +324,24 @@ def main():
         print(f"| {what:<26} | {ours * 1000:>9.2f} ms | {base * 1000:>9.2f} ms | "
               f"{'inner plugin alone':<18} | +{(ours - base) * 1000:.2f} ms | {'':>6} | {'':>10} | {'':>10} | "
               f"{target} (median of {args.calls})")
+    for what, op, target in (
+            ("backup 1 KiB, post-quantum", "backup", "<= +0.5 ms over X25519"),
+            ("restore 1 KiB, post-quantum", "restore", "<= +1 ms over X25519")):
+        ours, base = lat[f"{op} pq"], lat[f"{op} ours"]
+        print(f"| {what:<26} | {ours * 1000:>9.2f} ms | {base * 1000:>9.2f} ms | "
+              f"{'same, X25519 key':<18} | {(ours - base) * 1000:+.2f} ms | {'':>6} | {'':>10} | {'':>10} | "
+              f"{target} (median of {args.calls})")
+        ours, base = cpu_lat[f"{op} pq"], cpu_lat[f"{op} ours"]
+        print(f"| {what + ', CPU':<26} | {ours * 1000:>9.2f} ms | {base * 1000:>9.2f} ms | "
+              f"{'same, X25519 key':<18} | {(ours - base) * 1000:+.2f} ms | {'':>6} | {'':>10} | {'':>10} | "
+              f"(user + system, median of {args.calls})")
+        ours, base = ir[f"{op} pq"], ir[f"{op} ours"]
+        if ours and base:
+            print(f"| {what + ', instr.':<26} | {ours / 1e6:>10.2f} M | {base / 1e6:>10.2f} M | "
+                  f"{'same, X25519 key':<18} | {(ours - base) / 1e6:+.2f} M | {ours / base:>5.2f}x | {'':>10} | {'':>10} | "
+                  f"(callgrind, our process)")
+    print(f"| {'age header, one recipient':<26} | {header_len('small_pq'):>6} bytes | {header_len('small'):>6} bytes | "
+          f"{'X25519 recipient':<18} | {'':>6} | {'':>6} | {'':>10} | {'':>10} | (post-quantum vs X25519)")
     print(f"| {'peak RSS':<26} | {rss_backup / 1024:>8.1f} MiB | {'':>12} | {'backup, ' + str(repeats * size // mib) + ' MiB':<18} | {'':>6} | "
           f"{'':>6} | {'':>10} | {'':>10} | <= 64 MiB")
     print(f"| {'peak RSS':<26} | {rss_restore / 1024:>8.1f} MiB | {'':>12} | {'restore, same':<18} | {'':>6} | "

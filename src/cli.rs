@@ -129,7 +129,12 @@ its recipient (public key, age1...) on stdout.
 The file is created with mode 0600 and never overwrites anything: if IDENTITY_FILE \
 exists, keygen fails. Put the printed recipient in the plugin config (recipients or \
 recipients_file) on backup hosts; keep the identity file on restore hosts only, plus an \
-offline copy. keys/README.md has the whole key-management guide.";
+offline copy. keys/README.md has the whole key-management guide.
+
+--pq makes a hybrid post-quantum key instead (ML-KEM-768 + X25519, as `age-keygen -pq` \
+of age 1.3 does): AGE-SECRET-KEY-PQ-1... and a recipient age1pq1... of about 2000 \
+characters. Objects encrypted to it resist a future quantum computer; one object is \
+never encrypted to post-quantum and classic recipients at once.";
 
 const ROTATE_HELP: &str = "\
 For each backup set named by its timestamp, brings every object gpbackup stored through \
@@ -214,7 +219,8 @@ non-zero if any object failed.";
 const INSPECT_HELP: &str = "\
 Prints what a stored object (a file copied from storage) says about itself, as \
 `key: value` lines. Without a key: the age format version, header size, payload and \
-total size, and the number and kinds of recipient stanzas. With --identity: also the \
+total size, the number and kinds of recipient stanzas, and whether the object is \
+post-quantum (every stanza hybrid ML-KEM-768 + X25519). With --identity: also the \
 name it was stored under, the original length and SHA-256, its frames (count, size, \
 compressed or stored) and whether it verifies end to end. Writes no plaintext.";
 
@@ -223,6 +229,9 @@ compressed or stored) and whether it verifies end to end. Writes no plaintext.";
 pub struct KeygenArgs {
     /// The identity file to create (must not exist).
     pub identity_file: PathBuf,
+    /// Make a hybrid post-quantum key (ML-KEM-768 + X25519, age1pq1...), as `age-keygen -pq`.
+    #[arg(long)]
+    pub pq: bool,
 }
 
 /// Arguments of `rotate`.

@@ -3,22 +3,20 @@
 //! with both in each direction (issue 2, "Tests").
 
 mod admin_support;
+mod age_layer;
 mod common;
 mod plugin_support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gpbackup_age_plugin::age_file::stream::{StreamOpener, StreamSealer};
-use gpbackup_age_plugin::age_file::{new_file_key, new_nonce, Header, PayloadKey, NONCE_SIZE};
 use gpbackup_age_plugin::pipeline::DEFAULT_FRAME_SIZE as FRAME;
 
 use admin_support::field;
+use age_layer::*;
 use common::*;
 use plugin_support::*;
 
-const K64: usize = 64 * 1024;
 const SIZES: [usize; 7] = [0, 1, K64 - 1, K64, K64 + 1, 5 * K64, (1 << 20) + 3];
 /// (threads, chunks per batch) of our sealer/opener: serial, batched, and the
 /// multi-threaded path (8 or more chunks per batch).
@@ -78,57 +76,6 @@ fn go_encrypt(dir: &Path, data: &[u8], with_escrow: bool) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::read(&output).unwrap()
-}
-
-/// Seals `data` as an age v1 file with our Header and StreamSealer.
-fn our_seal(
-    data: &[u8],
-    recipients: Vec<Box<dyn age::Recipient>>,
-    shape: (usize, usize),
-) -> Vec<u8> {
-    let file_key = new_file_key();
-    let header = Header::wrap(&file_key, &recipients).expect("wrap");
-    let nonce = new_nonce();
-    let key = PayloadKey::derive(&file_key, &nonce);
-    let mut out = header.encode();
-    out.extend_from_slice(&nonce);
-    let head_len = out.len();
-    let mut sealer = StreamSealer::new(key, out, shape.0, shape.1);
-    // Odd-sized writes, so chunking does not follow the caller's buffers.
-    for piece in data.chunks(7777) {
-        sealer.write_all(piece).unwrap();
-    }
-    let (out, payload_len) = sealer.finish().unwrap();
-    let chunks = data.len().div_ceil(K64).max(1);
-    assert_eq!(
-        payload_len as usize,
-        data.len() + 16 * chunks,
-        "payload length"
-    );
-    assert_eq!(out.len(), head_len + payload_len as usize);
-    out
-}
-
-/// Opens an age v1 file with our Header::read/unwrap_file_key and StreamOpener.
-fn our_open(
-    file: &[u8],
-    identities: &[Box<dyn age::Identity>],
-    shape: (usize, usize),
-) -> std::io::Result<Vec<u8>> {
-    let mut input = file;
-    let header = Header::read(&mut input).map_err(std::io::Error::other)?;
-    let file_key = header
-        .unwrap_file_key(identities)
-        .map_err(std::io::Error::other)?;
-    if input.len() < NONCE_SIZE {
-        return Err(std::io::Error::other("no nonce"));
-    }
-    let (nonce, payload) = input.split_at(NONCE_SIZE);
-    let key = PayloadKey::derive(&file_key, nonce);
-    let mut opener = StreamOpener::new(key, payload, shape.0, shape.1);
-    let mut out = Vec::new();
-    opener.read_to_end(&mut out)?;
-    Ok(out)
 }
 
 fn demo_recipients_boxed() -> Vec<Box<dyn age::Recipient>> {

@@ -120,6 +120,7 @@ pub fn describe(
             .collect::<Vec<_>>()
             .join(", "),
     );
+    add("post-quantum", post_quantum(&kinds));
     if identity_files.is_empty() {
         return Ok((lines, None));
     }
@@ -232,6 +233,24 @@ pub fn describe(
             add("verified", format!("NO: {e}"));
             Ok((lines, Some(e)))
         }
+    }
+}
+
+/// Whether the object resists a quantum computer: only if every stanza is of a
+/// post-quantum type, since any classic stanza opens the file key too.
+fn post_quantum(kinds: &BTreeMap<&str, usize>) -> String {
+    let pq = kinds
+        .get(crate::keys::mlkem768x25519::STANZA_TAG)
+        .copied()
+        .unwrap_or(0);
+    let all: usize = kinds.values().sum();
+    if pq == 0 {
+        "no (classic recipients only)".into()
+    } else if pq == all {
+        "yes (hybrid ML-KEM-768 + X25519 recipients only)".into()
+    } else {
+        "no: post-quantum and classic recipients mixed, so only as strong as the classic ones"
+            .into()
     }
 }
 

@@ -1,4 +1,5 @@
-//! `keygen`: a new age X25519 identity, written the way `age-keygen -o FILE` writes it.
+//! `keygen`: a new age identity, X25519 or (`--pq`) hybrid post-quantum, written the way
+//! `age-keygen [-pq] -o FILE` writes it.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -15,23 +16,40 @@ use crate::config::io_reason;
 /// Writes a new identity to the file (mode 0600, never overwriting) and prints its
 /// recipient on stdout.
 pub fn keygen(args: &KeygenArgs) -> Result<()> {
-    let recipient = write_identity(&args.identity_file)?;
+    let recipient = if args.pq {
+        write_pq_identity(&args.identity_file)?
+    } else {
+        write_identity(&args.identity_file)?
+    };
     println!("{recipient}");
     Ok(())
 }
 
-/// Creates `path` holding a new identity; returns its recipient (`age1…`).
+/// Creates `path` holding a new X25519 identity; returns its recipient (`age1…`).
 pub fn write_identity(path: &Path) -> Result<String> {
     let identity = age::x25519::Identity::generate();
-    let recipient = identity.to_public().to_string();
-    let secret = identity.to_string();
+    write_key_file(path, identity.to_public().to_string(), identity.to_string())
+}
+
+/// Creates `path` holding a new hybrid post-quantum identity (ML-KEM-768 + X25519);
+/// returns its recipient (`age1pq1…`).
+pub fn write_pq_identity(path: &Path) -> Result<String> {
+    let identity = crate::keys::mlkem768x25519::Identity::generate();
+    write_key_file(path, identity.to_public().to_string(), identity.to_string())
+}
+
+/// Writes `# created:`, `# public key:` and the secret line, as age-keygen does.
+fn write_key_file(
+    path: &Path,
+    recipient: String,
+    secret: age::secrecy::SecretString,
+) -> Result<String> {
     let created = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let text = Zeroizing::new(format!(
         "# created: {created}\n# public key: {recipient}\n{}\n",
         secret.expose_secret()
     ));
     drop(secret);
-    drop(identity);
 
     let where_ = path.display();
     // create_new: O_EXCL, so an existing file (or symlink) is never replaced; the mode

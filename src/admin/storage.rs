@@ -92,8 +92,9 @@ pub fn recipients_fingerprint(config: &PluginConfig) -> Vec<String> {
 }
 
 /// One label per identity of a keyring, in the order `keys::load_identities` loads
-/// them: `key <id>` for X25519 identities (the key id of its recipient), a description
-/// otherwise. Only used in reports; the secret lines are zeroized.
+/// them (per file, post-quantum identities after the others): `key <id>` for X25519
+/// and post-quantum identities (the key id of its recipient), a description otherwise.
+/// Only used in reports; the secret lines are zeroized.
 pub fn identity_labels(paths: &[PathBuf]) -> Vec<String> {
     use std::str::FromStr;
     let mut labels = Vec::new();
@@ -109,9 +110,16 @@ pub fn identity_labels(paths: &[PathBuf]) -> Vec<String> {
             labels.push(format!("ssh key {}", path.display()));
             continue;
         }
+        let mut pq_labels = Vec::new();
         for line in text.lines() {
             let line = zeroize::Zeroizing::new(line.trim().to_string());
             if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with(keys::mlkem768x25519::IDENTITY_PREFIX) {
+                if let Ok(id) = keys::mlkem768x25519::Identity::from_str(&line) {
+                    pq_labels.push(format!("key {}", key_id(&id.to_public().to_string())));
+                }
                 continue;
             }
             match age::x25519::Identity::from_str(&line) {
@@ -119,6 +127,7 @@ pub fn identity_labels(paths: &[PathBuf]) -> Vec<String> {
                 Err(_) => labels.push(format!("identity in {}", path.display())),
             }
         }
+        labels.append(&mut pq_labels);
     }
     labels
 }

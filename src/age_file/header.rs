@@ -22,7 +22,8 @@ const STANZA_PREFIX: &[u8] = b"-> ";
 const MAC_PREFIX: &[u8] = b"--- ";
 const ENCODED_MAC_LEN: usize = 43;
 /// A header larger than this is refused: no honest header comes close (one X25519
-/// stanza is about 100 bytes), and a hostile one must not make us allocate without bound.
+/// stanza is about 100 bytes, a post-quantum one about 1.6 KB), and a hostile one must
+/// not make us allocate without bound.
 pub const MAX_HEADER_LEN: usize = 1 << 20;
 
 /// Why a header could not be read or opened.
@@ -83,13 +84,30 @@ pub struct Header {
 }
 
 impl Header {
-    /// Builds the header that wraps `file_key` for every recipient.
+    /// Builds the header that wraps `file_key` for every recipient. As in age, every
+    /// recipient must hand back the same set of labels: a post-quantum recipient (label
+    /// `postquantum`) is never mixed with a classic one.
     pub fn wrap(file_key: &FileKey, recipients: &[Box<dyn Recipient>]) -> Result<Header, String> {
         let mut stanzas = Vec::new();
+        let mut first_labels = None;
         for recipient in recipients {
-            let (mut wrapped, _labels) = recipient
+            let (mut wrapped, labels) = recipient
                 .wrap_file_key(file_key)
                 .map_err(|e| format!("wrapping the file key failed: {e}"))?;
+            match &first_labels {
+                None => first_labels = Some(labels),
+                Some(first) if *first != labels => {
+                    let pq = |l: &std::collections::HashSet<String>| {
+                        l.contains(crate::keys::mlkem768x25519::POSTQUANTUM_LABEL)
+                    };
+                    return Err(if pq(first) != pq(&labels) {
+                        "cannot encrypt to both post-quantum and classic recipients: the object would be only as strong as X25519 against a quantum computer".into()
+                    } else {
+                        format!("recipients with labels {first:?} and {labels:?} cannot be mixed")
+                    });
+                }
+                Some(_) => {}
+            }
             stanzas.append(&mut wrapped);
         }
         if stanzas.is_empty() {

@@ -17,9 +17,19 @@ pub struct TestKey {
 
 /// Runs `keygen` into `dir/<name>.txt`.
 pub fn keygen(dir: &Path, name: &str) -> TestKey {
+    keygen_with(dir, name, &[])
+}
+
+/// Runs `keygen --pq` (a hybrid post-quantum key) into `dir/<name>.txt`.
+pub fn keygen_pq(dir: &Path, name: &str) -> TestKey {
+    keygen_with(dir, name, &["--pq"])
+}
+
+fn keygen_with(dir: &Path, name: &str, flags: &[&str]) -> TestKey {
     let identity = dir.join(format!("{name}.txt"));
     let out = Command::new(BIN)
         .arg("keygen")
+        .args(flags)
         .arg(&identity)
         .output()
         .expect("run keygen");
