@@ -195,6 +195,7 @@ fn verify_object(
         workers: config.workers,
         expected_name: Some(name),
         ranges: None,
+        max_memory: config.max_memory,
     };
     let decoded = pipeline::decode(&mut input, io::sink(), &keys.identities, &opts);
     let (_, fetch) = input.into_inner().into_inner();

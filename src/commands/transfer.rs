@@ -66,6 +66,7 @@ fn backup(
         compression: config.compression,
         workers: config.workers,
         frame_size: DEFAULT_FRAME_SIZE,
+        max_memory: config.max_memory,
     };
     // A small object (most tables) is read and sealed whole first, then handed to the
     // inner plugin in one go: see `InnerPlugin::write_whole`.
@@ -109,8 +110,8 @@ fn log_encoded(log: &mut CallLog, report: &pipeline::encode::EncodeReport) {
     log.bytes_in = report.bytes_in;
     log.bytes_out = report.bytes_out;
     log.note(format!(
-        "frames={} stored={}",
-        report.frames, report.stored_frames
+        "frames={} stored={} workers={} in_flight={}",
+        report.frames, report.stored_frames, report.workers, report.frames_in_flight
     ));
 }
 
@@ -225,12 +226,16 @@ fn restore(
         workers: config.workers,
         expected_name: Some(name),
         ranges,
+        max_memory: config.max_memory,
     };
     match pipeline::decode(&mut input, out, &identities, &opts) {
         Ok(report) => {
             log.bytes_in = input.get_ref().bytes_read();
             log.bytes_out = report.bytes_out;
-            log.note(format!("frames={}", report.frames));
+            log.note(format!(
+                "frames={} workers={} in_flight={}",
+                report.frames, report.workers, report.frames_in_flight
+            ));
             if report.trailer.is_some() {
                 input.into_inner().finish()
             } else {
