@@ -360,7 +360,7 @@ def main():
             ("restore 1 KiB, exec-cached", "restore", "exec-cached", "(binary paged in by exec)")):
         ours, base = lat[f"{op} {binary}"], lat[f"{op} inner"]
         print(f"| {what:<26} | {ours * 1000:>9.2f} ms | {base * 1000:>9.2f} ms | "
-              f"{'inner plugin alone':<18} | +{(ours - base) * 1000:.2f} ms | {'':>6} | {'':>10} | {'':>10} | "
+              f"{'inner plugin alone':<18} | {(ours - base) * 1000:+.2f} ms | {'':>6} | {'':>10} | {'':>10} | "
               f"{target} (median of {args.calls})")
     for (op, label), kib in rss.items():
         print(f"| {'peak RSS, workers ' + label:<26} | {kib / 1024:>8.1f} MiB | {'':>12} | "
@@ -369,14 +369,14 @@ def main():
 
     print(f"\nconcurrent streams; machine: {machine}; {stream_size / mib:.0f} MiB per stream; "
           f"aggregate throughput, best and median of {args.repeat} rounds; CPU: every process, median\n")
-    print(f"| {'streams':>7} | {'operation':<9} | {'ours':>10} | {'pipelines':>10} | {'pipelines are':<18} | "
+    print(f"| {'streams':>7} | {'operation':<9} | {'ours':>11} | {'pipelines':>11} | {'pipelines are':<18} | "
           f"{'ratio':>6} | {'median':>6} | {'CPU s/GiB ours':>14} | {'CPU s/GiB pipes':>15} |")
-    print("|" + "|".join(["-" * 9, "-" * 11, "-" * 12, "-" * 12, "-" * 20, "-" * 8, "-" * 8, "-" * 16, "-" * 17]) + "|")
+    print("|" + "|".join(["-" * 9, "-" * 11, "-" * 13, "-" * 13, "-" * 20, "-" * 8, "-" * 8, "-" * 16, "-" * 17]) + "|")
     for n, res in concurrent.items():
         for op, base_name in (("backup", "zstd -3 -T0 | age"), ("restore", "age -d | zstd -d")):
             ours_best, ours_med, ours_cpu = rate(n, res[(op, "ours")])
             base_best, base_med, base_cpu = rate(n, res[(op, "pipe")])
-            print(f"| {n:>7} | {op:<9} | {ours_best:>5.0f} MiB/s | {base_best:>5.0f} MiB/s | {base_name:<18} | "
+            print(f"| {n:>7} | {op:<9} | {ours_best:>6.0f} MiB/s | {base_best:>6.0f} MiB/s | {base_name:<18} | "
                   f"{ours_best / base_best:>5.2f}x | {ours_med / base_med:>5.2f}x | {ours_cpu:>14.2f} | {base_cpu:>15.2f} |")
 
 
