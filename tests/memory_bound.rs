@@ -140,7 +140,7 @@ fn peak_rss_stays_under_64_mib_whatever_workers_says() {
         );
         for line in [&backup, &restore] {
             let planned: usize = line
-                .split(|c: char| c == ' ' || c == ';' || c == '"')
+                .split([' ', ';', '"'])
                 .find_map(|w| w.strip_prefix("workers="))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("no workers= in {line}"));

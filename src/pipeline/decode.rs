@@ -111,7 +111,7 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
     }
     let key = PayloadKey::derive(&file_key, &nonce);
     drop(file_key);
-    // Opening spreads a batch over two threads at most; 0 ("one per core") means two.
+    // Opening spreads a batch over two threads at most; 0 (the default) means two.
     let open_threads = if opts.workers == 0 {
         2
     } else {
