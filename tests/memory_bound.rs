@@ -10,7 +10,7 @@
 mod common;
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -40,6 +40,14 @@ fn table_text(len: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+/// A temporary directory holding `mib` MiB of table text, and the file's path.
+fn table_file(mib: usize, seed: u64) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("table.csv");
+    std::fs::write(&data, table_text(mib << 20, seed)).expect("write data");
+    (dir, data)
 }
 
 /// Runs `script` through `bash -c` under Python's `os.wait4` with stdin and stdout
@@ -95,16 +103,22 @@ fn last_log_line(home: &Path) -> String {
     text.lines().last().expect("a log line").to_string()
 }
 
+/// Runs `backup_data` of `data` under `key`, after `prefix` (a command such as
+/// `taskset -c 0 `); asserts it succeeded silently; returns its peak RSS and log line.
+fn backup(h: &Harness, prefix: &str, key: &str, data: &Path) -> (u64, String) {
+    let script = format!("{prefix}{BIN} backup_data {} {key}", h.config.display());
+    let (ok, err, rss) = run_measured(&h.home(), &script, data, Path::new("/dev/null"));
+    assert!(ok && err.is_empty(), "{script}: backup failed: {err}");
+    (rss, last_log_line(&h.home()))
+}
+
 /// Backs `data` up and restores it with these options; asserts the round trip and the
 /// bound; returns the log lines of the backup and the restore.
 fn round_trip_within_bound(extra: &[(&str, &str)], data: &Path, what: &str) -> (String, String) {
     let h = Harness::new(extra);
     let key = h.data_key(0, 1);
     let restored = h.path().join("restored");
-    let backup = format!("{BIN} backup_data {} {key}", h.config.display());
-    let (ok, err, rss) = run_measured(&h.home(), &backup, data, Path::new("/dev/null"));
-    assert!(ok && err.is_empty(), "{what}: backup failed: {err}");
-    let backup_log = last_log_line(&h.home());
+    let (rss, backup_log) = backup(&h, "", &key, data);
     assert!(
         rss <= MAX_RSS_KIB,
         "{what}: backup peak RSS {rss} KiB exceeds {MAX_RSS_KIB} KiB ({backup_log})"
@@ -129,9 +143,7 @@ fn round_trip_within_bound(extra: &[(&str, &str)], data: &Path, what: &str) -> (
 /// backup and restore stays under 64 MiB, and the log shows the plan that kept it there.
 #[test]
 fn peak_rss_stays_under_64_mib_whatever_workers_says() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("table.csv");
-    std::fs::write(&data, table_text(80 << 20, 7)).expect("write data");
+    let (_dir, data) = table_file(80, 7);
     for workers in ["64", "256"] {
         let (backup, restore) = round_trip_within_bound(
             &[("workers", workers)],
@@ -156,9 +168,7 @@ fn peak_rss_stays_under_64_mib_whatever_workers_says() {
 /// counts it, so many workers at level 19 stay under the bound too.
 #[test]
 fn peak_rss_stays_under_64_mib_at_level_19_with_the_most_workers() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("table.csv");
-    std::fs::write(&data, table_text(14 << 20, 8)).expect("write data");
+    let (_dir, data) = table_file(14, 8);
     round_trip_within_bound(
         &[("workers", "256"), ("compression_level", "19")],
         &data,
@@ -169,15 +179,9 @@ fn peak_rss_stays_under_64_mib_at_level_19_with_the_most_workers() {
 /// A larger budget lets more workers run: the option is the knob, not a fixed cap.
 #[test]
 fn max_memory_mib_raises_the_plan() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("table.csv");
-    std::fs::write(&data, table_text(24 << 20, 9)).expect("write data");
+    let (_dir, data) = table_file(24, 9);
     let h = Harness::new(&[("workers", "64"), ("max_memory_mib", "512")]);
-    let key = h.data_key(0, 2);
-    let backup = format!("{BIN} backup_data {} {key}", h.config.display());
-    let (ok, err, _) = run_measured(&h.home(), &backup, &data, Path::new("/dev/null"));
-    assert!(ok && err.is_empty(), "backup failed: {err}");
-    let line = last_log_line(&h.home());
+    let (_, line) = backup(&h, "", &h.data_key(0, 2), &data);
     assert!(
         line.contains("workers=64 "),
         "512 MiB fits 64 workers: {line}"
@@ -188,9 +192,7 @@ fn max_memory_mib_raises_the_plan() {
 /// one CPU (`taskset`), one worker.
 #[test]
 fn default_workers_follow_the_cpus_this_process_may_use() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("table.csv");
-    std::fs::write(&data, table_text(8 << 20, 10)).expect("write data");
+    let (_dir, data) = table_file(8, 10);
     let h = Harness::new(&[]);
     for (prefix, oid, want) in [
         ("taskset -c 0 ", 3, 1),
@@ -202,11 +204,7 @@ fn default_workers_follow_the_cpus_this_process_may_use() {
                 .min(gpbackup_age_plugin::pipeline::DEFAULT_WORKERS_CAP),
         ),
     ] {
-        let key = h.data_key(0, oid);
-        let backup = format!("{prefix}{BIN} backup_data {} {key}", h.config.display());
-        let (ok, err, _) = run_measured(&h.home(), &backup, &data, Path::new("/dev/null"));
-        assert!(ok && err.is_empty(), "backup failed: {err}");
-        let line = last_log_line(&h.home());
+        let (_, line) = backup(&h, prefix, &h.data_key(0, oid), &data);
         assert!(
             line.contains(&format!("workers={want} ")),
             "{prefix:?}: expected workers={want}: {line}"
