@@ -40,7 +40,7 @@ pub struct DecodeReport {
     /// Threads that decompressed frames (1: the calling thread alone; 0: none were
     /// planned, the object holding one frame or stored frames only).
     pub workers: usize,
-    /// The most frames that were in flight at once (0 when none were planned).
+    /// The most frames the plan let be in flight at once (0 when none were planned).
     pub frames_in_flight: usize,
 }
 

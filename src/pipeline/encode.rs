@@ -39,7 +39,7 @@ pub struct EncodeReport {
     pub sha256: [u8; 32],
     /// Threads that compressed frames (0: none were started).
     pub workers: usize,
-    /// The most frames that were in flight at once.
+    /// The most frames the plan let be in flight at once.
     pub frames_in_flight: usize,
 }
 
