@@ -10,7 +10,14 @@ ratio of the medians of those rounds is printed beside the ratio of the bests. T
 runs installed by copying (target/bench/), and the store is on tmpfs where /dev/shm has
 room (see install() and main() for why).
 
+The concurrent rows run N streams at once (N = 1, 4, 8: a segment host runs one plugin
+process per primary segment) against N shell pipelines, and give the CPU seconds per GiB
+of each side: the user and system time of every process (wait4 rusage of each pipeline,
+which covers its members and the inner plugin), summed. --sweep instead measures the
+plugin alone at several `workers` settings and stream counts (README, "Performance").
+
 usage: python3 bench/bench.py [--size-mib 512] [--repeat 3] [--input FILE] [--rss-gib 4]
+                              [--stream-mib 128] [--sweep]
 """
 import argparse
 import atexit
@@ -37,17 +44,40 @@ RECIPIENTS = os.path.join(REPO, "keys", "demo-only-recipients.txt")
 TS = "20250101010101"
 
 
-def sh(cmd, stdin=None, stdout=subprocess.DEVNULL):
-    """Runs a shell command; returns (seconds, peak RSS in KiB of the process tree)."""
+def run_all(cmds, stdin_path=None):
+    """Runs shell commands all at once, each with the file at stdin_path (if any) as its
+    input. Returns (seconds until the last ended, CPU seconds of every process, largest
+    peak RSS in KiB). Both come from wait4's rusage of each `bash -c`, which covers the
+    processes it waited for: a pipeline's members, and through ours the inner plugin."""
     start = time.perf_counter()
-    proc = subprocess.Popen(["bash", "-c", cmd], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    procs = []
+    for cmd in cmds:
+        stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+        err = tempfile.TemporaryFile()
+        procs.append((cmd, subprocess.Popen(["bash", "-c", cmd], stdin=stdin, stdout=subprocess.DEVNULL,
+                                            stderr=err), stdin, err))
+    cpu, rss, failure = 0.0, 0, None
+    for cmd, proc, stdin, err in procs:
+        _, status, usage = os.wait4(proc.pid, 0)
+        cpu += usage.ru_utime + usage.ru_stime
+        rss = max(rss, usage.ru_maxrss)
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+        if (status != 0 or text) and not failure:
+            failure = f"bench: `{cmd}` failed ({status}): {text.strip()}"
+        for f in (stdin, err):
+            if f is not subprocess.DEVNULL:
+                f.close()
     elapsed = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    if status != 0 or err:
-        sys.exit(f"bench: `{cmd}` failed ({status}): {err.strip()}")
-    return elapsed, usage.ru_maxrss
+    if failure:
+        sys.exit(failure)
+    return elapsed, cpu, rss
+
+
+def sh(cmd, stdin_path=None):
+    """Runs one shell command; returns (seconds, peak RSS in KiB of the process tree)."""
+    elapsed, _, rss = run_all([cmd], stdin_path)
+    return elapsed, rss
 
 
 def install():
@@ -83,12 +113,19 @@ def timed_rounds(cmds, repeat, stdin_path=None, replaces=None):
         for name, cmd in cmds.items():
             if replaces and os.path.exists(replaces[name]):
                 os.remove(replaces[name])
-            if stdin_path:
-                with open(stdin_path, "rb") as f:
-                    times[name].append(sh(cmd, stdin=f)[0])
-            else:
-                times[name].append(sh(cmd)[0])
+            times[name].append(sh(cmd, stdin_path)[0])
     return times
+
+
+def concurrent_rounds(cmds, n, repeat, stdin_path=None):
+    """Like timed_rounds, with `n` copies of each command running at once; a command is a
+    function of the stream's index. Returns {name: [(seconds, CPU seconds), ...]}."""
+    results = {name: [] for name in cmds}
+    for _ in range(repeat):
+        for name, cmd in cmds.items():
+            elapsed, cpu, _ = run_all([cmd(i) for i in range(n)], stdin_path)
+            results[name].append((elapsed, cpu))
+    return results
 
 
 def median_latencies(cmds, calls):
@@ -126,20 +163,6 @@ def instructions(cmd, payload):
     return None
 
 
-def peak_rss_from_log(home):
-    """The plugin records its own peak RSS (VmHWM) in its call log; take the last
-    (calls that moved less than 1 MiB record `-`)."""
-    logdir = os.path.join(home, "gpAdminLogs")
-    peak = 0
-    for name in os.listdir(logdir):
-        with open(os.path.join(logdir, name)) as f:
-            for line in f:
-                for word in line.split():
-                    if word.startswith("peak_rss_kib=") and word != "peak_rss_kib=-":
-                        peak = int(word.split("=")[1])
-    return peak
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=512)
@@ -147,6 +170,9 @@ def main():
     ap.add_argument("--input", help="an existing CSV to use instead of generating one")
     ap.add_argument("--rss-gib", type=int, default=4, help="stream length for the peak RSS check")
     ap.add_argument("--calls", type=int, default=200, help="calls per latency median")
+    ap.add_argument("--stream-mib", type=int, default=128, help="input of each concurrent stream")
+    ap.add_argument("--sweep", action="store_true",
+                    help="only the workers sweep: 1, 2, 4, 8 streams at workers 1, 2, 4, 8")
     args = ap.parse_args()
 
     for tool in ("age", "zstd", "gzip"):
@@ -186,11 +212,19 @@ def main():
     recipient = next(l.strip() for l in open(RECIPIENTS) if l.strip() and not l.startswith("#"))
 
     store = os.path.join(work, "store")
-    cfg = os.path.join(work, "plugin.yaml")
     inner_cfg = os.path.join(work, "inner.yaml")
-    with open(cfg, "w") as f:
-        f.write(f'executablepath: {BIN}\noptions:\n  inner_executablepath: "{INNER}"\n'
-                f'  recipients_file: "{RECIPIENTS}"\n  identity_file: "{IDENTITY}"\n  root: "{store}"\n')
+
+    def config(workers=None):
+        """A plugin config with the default `workers`, or this many."""
+        path = os.path.join(work, f"plugin_{workers or 'default'}.yaml")
+        with open(path, "w") as f:
+            f.write(f'executablepath: {BIN}\noptions:\n  inner_executablepath: "{INNER}"\n'
+                    f'  recipients_file: "{RECIPIENTS}"\n  identity_file: "{IDENTITY}"\n  root: "{store}"\n')
+            if workers:
+                f.write(f'  workers: "{workers}"\n')
+        return path
+
+    cfg = config()
     with open(inner_cfg, "w") as f:
         f.write(f'executablepath: {INNER}\noptions:\n  root: "{store}"\n')
     seg = os.path.join(work, "seg0", "backups", TS[:8], TS)
@@ -219,6 +253,60 @@ def main():
     inner = f"{INNER} {{cmd}} {inner_cfg} {{key}}"
     mib = 1 << 20
     rows = []
+    cpu = subprocess.run(["bash", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                         capture_output=True, text=True).stdout.strip()
+    machine = f"{os.cpu_count()} cores, CPU: {cpu}"
+
+    # The concurrent streams read the first --stream-mib of the input.
+    stream = os.path.join(work, "stream.csv")
+    # Copied by pieces: a child's peak RSS as wait4 reports it starts from the RSS of the
+    # process that forked it, so this one stays small.
+    with open(csv, "rb") as src, open(stream, "wb") as dst:
+        for _ in range(args.stream_mib):
+            dst.write(src.read(mib))
+    stream_size = os.path.getsize(stream)
+    pipe_backup = f"zstd -3 -T0 -c | age -r {recipient} | " + inner.format(cmd="backup_data", key="{key}")
+    pipe_restore = inner.format(cmd="restore_data", key="{key}") + f" | age -d -i {IDENTITY} | zstd -d -c"
+
+    def streams(n, repeat, configs, baseline=True):
+        """Backups, then restores, of n streams at once for each config (and the shell
+        pipelines): {(op, name): [(seconds, CPU seconds), ...]}."""
+        out = {}
+        backups = {name: (lambda i, c=c, name=name: f"{BIN} backup_data {c} {key(f'{name}_{n}_{i}')}")
+                   for name, c in configs.items()}
+        restores = {name: (lambda i, c=c, name=name: f"{BIN} restore_data {c} {key(f'{name}_{n}_{i}')}")
+                    for name, c in configs.items()}
+        if baseline:
+            backups["pipe"] = lambda i: pipe_backup.format(key=key(f"pipe_{n}_{i}"))
+            restores["pipe"] = lambda i: pipe_restore.format(key=key(f"pipe_{n}_{i}"))
+        for (op, cmds, stdin) in (("backup", backups, stream), ("restore", restores, None)):
+            for name, result in concurrent_rounds(cmds, n, repeat, stdin).items():
+                out[(op, name)] = result
+        return out
+
+    def rate(n, result):
+        """Best aggregate MiB/s, median aggregate MiB/s and median CPU s/GiB of rounds."""
+        gib = n * stream_size / (1 << 30)
+        return (n * stream_size / mib / min(t for t, _ in result),
+                n * stream_size / mib / statistics.median(t for t, _ in result),
+                statistics.median(c for _, c in result) / gib)
+
+    if args.sweep:
+        counts = (1, 2, 4, 8)
+        configs = {f"w{w}": config(w) for w in counts}
+        print(f"\nworkers sweep; machine: {machine}; {stream_size / mib:.0f} MiB per stream; "
+              f"best and median of {args.repeat} rounds; aggregate MiB/s, CPU s/GiB (median)\n")
+        print("| streams | operation | " + " | ".join(f"workers {w}" for w in counts) + " | shell pipelines |")
+        print("|---|---|" + "---|" * (len(counts) + 1))
+        for n in counts:
+            res = streams(n, args.repeat, configs)
+            for op in ("backup", "restore"):
+                cells = []
+                for name in [f"w{w}" for w in counts] + ["pipe"]:
+                    best, med, cpu_gib = rate(n, res[(op, name)])
+                    cells.append(f"{best:.0f} / {med:.0f} MiB/s, {cpu_gib:.2f} s")
+                print(f"| {n} | {op} | " + " | ".join(cells) + " |")
+        return
 
     def row(what, ours, base, base_name, out_ours=None, out_base=None, target=None):
         """A row from two commands' round times: the best of each (the table's figures and
@@ -288,18 +376,19 @@ def main():
         with open(stored_path(name), "rb") as f:
             data = f.read(1 << 16)
         return data.index(b"\n", data.index(b"\n--- ") + 1) + 1
-    # 6. Peak RSS of our process over a long stream (the input repeated).
+    # 6. N streams at once against N shell pipelines.
+    concurrent = {n: streams(n, args.repeat, {"ours": cfg}) for n in (1, 4, 8)}
+    # 7. Peak RSS (wait4) of our process over a long stream (the input repeated), at the
+    # default workers and at 64.
     repeats = max(1, (args.rss_gib << 30) // size)
     cat = " ".join([csv] * repeats)
-    sh(f"cat {cat} | " + plugin.format(cmd="backup_data", key=key("long")))
-    rss_backup = peak_rss_from_log(home)
-    sh(plugin.format(cmd="restore_data", key=key("long")))
-    rss_restore = peak_rss_from_log(home)
+    rss = {}
+    for label, c in (("default", cfg), ('"64"', config(64))):
+        rss[("backup", label)] = sh(f"cat {cat} | {BIN} backup_data {c} {key('long')}")[1]
+        rss[("restore", label)] = sh(f"{BIN} restore_data {c} {key('long')}")[1]
 
-    cpu = subprocess.run(["bash", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-                         capture_output=True, text=True).stdout.strip()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\nmachine: {os.cpu_count()} cores, {cpu}; load average {load}; input {size / mib:.0f} MiB CSV "
+    print(f"\nmachine: {machine}; load average {load}; input {size / mib:.0f} MiB CSV "
           f"(gzip -1: {gz_size / mib:.0f} MiB); best and median of {args.repeat} rounds; binary: {linkage}; "
           f"storage: {'tmpfs (' + shm + ')' if in_memory else 'disk (' + work + ')'}\n")
     print(f"| {'operation':<26} | {'ours':>12} | {'baseline':>12} | {'baseline is':<18} | {'ratio':>6} | "
@@ -322,7 +411,7 @@ def main():
             ("restore 1 KiB, exec-cached", "restore", "exec-cached", "(binary paged in by exec)")):
         ours, base = lat[f"{op} {binary}"], lat[f"{op} inner"]
         print(f"| {what:<26} | {ours * 1000:>9.2f} ms | {base * 1000:>9.2f} ms | "
-              f"{'inner plugin alone':<18} | +{(ours - base) * 1000:.2f} ms | {'':>6} | {'':>10} | {'':>10} | "
+              f"{'inner plugin alone':<18} | {(ours - base) * 1000:+.2f} ms | {'':>6} | {'':>10} | {'':>10} | "
               f"{target} (median of {args.calls})")
     for what, op, target in (
             ("backup 1 KiB, post-quantum", "backup", "<= +0.5 ms over X25519"),
@@ -342,10 +431,22 @@ def main():
                   f"(callgrind, our process)")
     print(f"| {'age header, one recipient':<26} | {header_len('small_pq'):>6} bytes | {header_len('small'):>6} bytes | "
           f"{'X25519 recipient':<18} | {'':>6} | {'':>6} | {'':>10} | {'':>10} | (post-quantum vs X25519)")
-    print(f"| {'peak RSS':<26} | {rss_backup / 1024:>8.1f} MiB | {'':>12} | {'backup, ' + str(repeats * size // mib) + ' MiB':<18} | {'':>6} | "
-          f"{'':>6} | {'':>10} | {'':>10} | <= 64 MiB")
-    print(f"| {'peak RSS':<26} | {rss_restore / 1024:>8.1f} MiB | {'':>12} | {'restore, same':<18} | {'':>6} | "
-          f"{'':>6} | {'':>10} | {'':>10} | <= 64 MiB")
+    for (op, label), kib in rss.items():
+        print(f"| {'peak RSS, workers ' + label:<26} | {kib / 1024:>8.1f} MiB | {'':>12} | "
+              f"{op + ', ' + str(repeats * size // mib) + ' MiB':<18} | {'':>6} | "
+              f"{'':>6} | {'':>10} | {'':>10} | <= 64 MiB (wait4)")
+
+    print(f"\nconcurrent streams; machine: {machine}; {stream_size / mib:.0f} MiB per stream; "
+          f"aggregate throughput, best and median of {args.repeat} rounds; CPU: every process, median\n")
+    print(f"| {'streams':>7} | {'operation':<9} | {'ours':>11} | {'pipelines':>11} | {'pipelines are':<18} | "
+          f"{'ratio':>6} | {'median':>6} | {'CPU s/GiB ours':>14} | {'CPU s/GiB pipes':>15} |")
+    print("|" + "|".join(["-" * 9, "-" * 11, "-" * 13, "-" * 13, "-" * 20, "-" * 8, "-" * 8, "-" * 16, "-" * 17]) + "|")
+    for n, res in concurrent.items():
+        for op, base_name in (("backup", "zstd -3 -T0 | age"), ("restore", "age -d | zstd -d")):
+            ours_best, ours_med, ours_cpu = rate(n, res[(op, "ours")])
+            base_best, base_med, base_cpu = rate(n, res[(op, "pipe")])
+            print(f"| {n:>7} | {op:<9} | {ours_best:>6.0f} MiB/s | {base_best:>6.0f} MiB/s | {base_name:<18} | "
+                  f"{ours_best / base_best:>5.2f}x | {ours_med / base_med:>5.2f}x | {ours_cpu:>14.2f} | {base_cpu:>15.2f} |")
 
 
 if __name__ == "__main__":

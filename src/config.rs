@@ -21,6 +21,7 @@ pub const OWN_OPTIONS: &[&str] = &[
     "compression",
     "compression_level",
     "workers",
+    "max_memory_mib",
     "restore_subset",
     "allow_plaintext_restore",
     "stall_timeout_seconds",
@@ -60,8 +61,12 @@ pub struct PluginConfig {
     pub recipients_file: Option<PathBuf>,
     pub identity_files: Vec<PathBuf>,
     pub compression: Compression,
-    /// Worker threads for compression and decompression; 0 means one per core.
+    /// Worker threads for compression and decompression; 0 means one per CPU this
+    /// process may use, up to `pipeline::DEFAULT_WORKERS_CAP`.
     pub workers: usize,
+    /// Bytes one call plans its frames in flight and worker contexts within (see
+    /// `pipeline::Plan`): the bound on its memory, whatever `workers` says.
+    pub max_memory: usize,
     pub allow_plaintext_restore: bool,
     /// A call whose inner plugin moves no byte for this long fails (None: wait forever).
     pub stall_timeout: Option<Duration>,
@@ -161,9 +166,24 @@ impl PluginConfig {
                 }
                 n
             }
-            // One per core, found out only when a stream is large enough to use them
-            // (see pipeline::resolve_workers): most calls never need to know.
+            // One per usable CPU up to a cap, found out only when a stream is large
+            // enough to use them (see pipeline::resolve_workers): most calls never
+            // need to know.
             None => 0,
+        };
+        let max_memory = match take("max_memory_mib") {
+            Some(v) => {
+                let mib: usize = v.trim().parse().map_err(|_| {
+                    anyhow!(
+                        "option max_memory_mib: '{v}' is not a whole number of MiB (32 to 65536)"
+                    )
+                })?;
+                if !(32..=65536).contains(&mib) {
+                    bail!("option max_memory_mib: {mib} is out of range (32 to 65536)");
+                }
+                mib << 20
+            }
+            None => crate::pipeline::DEFAULT_MAX_MEMORY,
         };
         let allow_plaintext_restore =
             parse_switch(take("allow_plaintext_restore"), "allow_plaintext_restore")?;
@@ -190,6 +210,7 @@ impl PluginConfig {
             identity_files,
             compression,
             workers,
+            max_memory,
             allow_plaintext_restore,
             stall_timeout,
             passthrough: options,

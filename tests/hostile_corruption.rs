@@ -47,6 +47,7 @@ impl Obj {
             compression,
             workers: 2,
             frame_size,
+            max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
         };
         let (bytes, _) = encode(
             &original[..],
@@ -180,6 +181,7 @@ fn restore_with(
         workers,
         expected_name: Some(NAME),
         ranges: None,
+        max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
     };
     let r = decode(bytes, &mut out, ids, &opts).map(|_| ());
     (r, out)
@@ -457,6 +459,7 @@ fn an_object_rewrapped_to_a_key_not_in_the_keyring_is_refused() {
         workers: 1,
         expected_name: Some(NAME),
         ranges: None,
+        max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
     };
     let ids: Vec<Box<dyn age::Identity>> = vec![Box::new(stranger)];
     decode(&bytes[..], &mut out, &ids, &opts).expect("the stranger opens it");
@@ -801,6 +804,7 @@ fn a_forgery_by_a_holder_of_a_recipient_key_is_not_detected() {
         compression: Compression::Zstd(ZstdLevel::TableData),
         workers: 1,
         frame_size: DEFAULT_FRAME_SIZE,
+        max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
     };
     let name = Path::new(&s.a).file_name().unwrap().to_str().unwrap();
     let (bytes, _) = encode(&forged[..], Vec::new(), name, &demo_recipient_list(), &opts).unwrap();

@@ -429,6 +429,7 @@ fn the_restore_pipeline_bounds_what_an_authenticated_hostile_object_allocates() 
         workers: 1,
         expected_name: Some(NAME),
         ranges: None,
+        max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
     };
     let mut sink = CountingSink(0);
     let (r, largest) = largest_allocation(|| decode(&obj[..], &mut sink, &s.identities(), &opts));
@@ -475,6 +476,7 @@ fn mutated_plaintexts_through_the_whole_restore_pipeline() {
             workers: 2,
             expected_name: Some(NAME),
             ranges: None,
+            max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
         };
         decode(&s.object(&seed)[..], &mut out, &ids, &opts).expect("a valid seed restores");
         assert_eq!(out, original);
@@ -485,6 +487,7 @@ fn mutated_plaintexts_through_the_whole_restore_pipeline() {
                 workers: 1 + n % 2,
                 expected_name: Some(NAME),
                 ranges: None,
+                max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
             };
             let mut out = Vec::new();
             let (r, largest) = largest_allocation(|| decode(&obj[..], &mut out, &ids, &opts));

@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
         workers,
         expected_name: Some(name),
         ranges: None,
+        max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
     };
     let full = decode(&obj[..], &mut out, &ids, &opts);
     if let Some(original) = &original {
@@ -54,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
             workers,
             expected_name: Some(name),
             ranges: Some(&ranges),
+            max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
         };
         decode(&obj[..], &mut part, &ids, &opts).expect("subset of a valid object");
         let mut want = out[1..(len / 3 + 1) as usize].to_vec();

@@ -227,6 +227,7 @@ pub fn read_object(
         workers: 1,
         expected_name: Some(name),
         ranges: None,
+        max_memory: crate::pipeline::DEFAULT_MAX_MEMORY,
     };
     match pipeline::decode(&mut input, &mut out, identities, &opts) {
         Ok(_) => {

@@ -219,6 +219,7 @@ pub fn describe(
         workers: 2,
         expected_name: None,
         ranges: None,
+        max_memory: pipeline::DEFAULT_MAX_MEMORY,
     };
     match pipeline::decode(open_age()?, io::sink(), &identities, &opts) {
         Ok(_) => {

@@ -281,11 +281,14 @@ pub fn reencrypt<R: BufRead + Send, W: Write + Send>(
         compression: config.compression,
         workers: config.workers,
         frame_size: DEFAULT_FRAME_SIZE,
+        // The two pipelines run at once and share the call's memory.
+        max_memory: config.max_memory / 2,
     };
     let decode_opts = DecodeOptions {
         workers: config.workers,
         expected_name: Some(name),
         ranges: None,
+        max_memory: config.max_memory / 2,
     };
     std::thread::scope(|s| {
         let encoder = s.spawn(move || -> Result<u64, String> {
@@ -436,6 +439,7 @@ mod tests {
             compression: Compression::None,
             workers: 1,
             frame_size: DEFAULT_FRAME_SIZE,
+            max_memory: crate::pipeline::DEFAULT_MAX_MEMORY,
         };
         let (out, _) =
             pipeline::encode(&data[..], Vec::new(), "obj", &recipients, &opts).expect("encode");

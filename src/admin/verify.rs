@@ -199,6 +199,7 @@ fn verify_object(
         workers: source.config.workers,
         expected_name: Some(name),
         ranges: None,
+        max_memory: source.config.max_memory,
     };
     let decoded_bytes = AtomicU64::new(0);
     let sink = Metered::new(io::sink(), &decoded_bytes);

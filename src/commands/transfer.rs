@@ -67,6 +67,7 @@ fn backup(
         compression: config.compression,
         workers: config.workers,
         frame_size: DEFAULT_FRAME_SIZE,
+        max_memory: config.max_memory,
     };
     // A small object (most tables) is read and sealed whole first, then handed to the
     // inner plugin in one go: see `InnerPlugin::write_whole`.
@@ -122,8 +123,8 @@ fn log_encoded(log: &mut CallLog, report: &pipeline::encode::EncodeReport) {
     log.bytes_in = report.bytes_in;
     log.bytes_out = report.bytes_out;
     log.note(format!(
-        "frames={} stored={}",
-        report.frames, report.stored_frames
+        "frames={} stored={} workers={} in_flight={}",
+        report.frames, report.stored_frames, report.workers, report.frames_in_flight
     ));
 }
 
@@ -281,13 +282,17 @@ fn decoded(
         workers: config.workers,
         expected_name: Some(name),
         ranges,
+        max_memory: config.max_memory,
     };
     let decoded = pipeline::decode(&mut input, out, identities, &opts);
     log.bytes_in = input.with_inner(|r| r.get_ref().bytes_read());
     let reader = input.into_inner().into_inner();
     match decoded {
         Ok(report) => {
-            log.note(format!("frames={}", report.frames));
+            log.note(format!(
+                "frames={} workers={} in_flight={}",
+                report.frames, report.workers, report.frames_in_flight
+            ));
             if report.trailer.is_some() {
                 reader.finish_verified()?;
             } else if let Some(e) = reader.abort(None) {

@@ -81,6 +81,8 @@ pub enum Unit {
 pub struct UnitReader<R: Read> {
     input: R,
     state: State,
+    /// A frame buffer handed back by [`UnitReader::recycle`], read into next.
+    spare: Option<Vec<u8>>,
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -95,6 +97,21 @@ impl<R: Read> UnitReader<R> {
         UnitReader {
             input,
             state: State::Start,
+            spare: None,
+        }
+    }
+
+    /// Hands back the buffer of a frame that is done with, for the next frame to be read
+    /// into: a long stream then reads into the same few buffers instead of a fresh
+    /// allocation (and its page faults) per frame.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        if self
+            .spare
+            .as_ref()
+            .is_none_or(|s| s.capacity() < buf.capacity())
+        {
+            self.spare = Some(buf);
         }
     }
 
@@ -123,8 +140,9 @@ impl<R: Read> UnitReader<R> {
             }
             (Record::Descriptor(d), State::Frames) => {
                 let d = *d;
-                // Read into fresh capacity rather than a zeroed buffer: frames are large.
-                let mut frame = Vec::with_capacity(d.frame_len as usize);
+                // Read into spare capacity rather than a zeroed buffer: frames are large.
+                let mut frame = self.spare.take().unwrap_or_default();
+                frame.reserve(d.frame_len as usize);
                 (&mut self.input)
                     .take(u64::from(d.frame_len))
                     .read_to_end(&mut frame)

@@ -10,7 +10,7 @@ use age::Identity;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use sha2::{Digest, Sha256};
 
-use super::{resolve_workers, ByteRanges, SEAL_BATCH_CHUNKS};
+use super::{resolve_workers, ByteRanges, Plan, SEAL_BATCH_CHUNKS};
 use crate::age_file::stream::{StreamError, StreamOpener};
 use crate::age_file::{Header, HeaderError, PayloadKey, NONCE_SIZE};
 use crate::object::{
@@ -25,6 +25,8 @@ pub struct DecodeOptions<'a> {
     pub expected_name: Option<&'a str>,
     /// Only these ranges of the original (restore_data_subset).
     pub ranges: Option<&'a ByteRanges>,
+    /// Bytes the call may hold (see [`Plan`]); bounds the frames in flight and workers.
+    pub max_memory: usize,
 }
 
 /// What was decoded.
@@ -35,6 +37,11 @@ pub struct DecodeReport {
     pub trailer: Option<ObjectTrailer>,
     pub bytes_out: u64,
     pub frames: u64,
+    /// Threads that decompressed frames (1: the calling thread alone; 0: none were
+    /// planned, the object holding one frame or stored frames only).
+    pub workers: usize,
+    /// The most frames the plan let be in flight at once (0 when none were planned).
+    pub frames_in_flight: usize,
 }
 
 /// Why an object did not decode.
@@ -174,7 +181,7 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
     }
     let key = PayloadKey::derive(&file_key, &nonce);
     drop(file_key);
-    // Opening spreads a batch over two threads at most; 0 ("one per core") means two.
+    // Opening spreads a batch over two threads at most; 0 (the default) means two.
     let open_threads = if opts.workers == 0 {
         2
     } else {
@@ -202,18 +209,24 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
     }
     let aborted = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let mut sink = FrameSink::new(out, opts.workers, opts.ranges.is_none(), &aborted)?;
+        let mut sink = FrameSink::new(
+            out,
+            opts,
+            object.frame_size as usize,
+            opts.ranges.is_none(),
+            &aborted,
+        )?;
         let result = read_frames(&mut units, &object, opts, &mut sink, s);
         if result.is_err() {
             // Nothing more reaches the output once a failure is known.
             aborted.store(true, Ordering::SeqCst);
         }
+        let plan = sink.plan;
         let sunk = sink.finish();
         let (trailer, frames) = match result {
-            Ok(read) => read,
-            // The writing side stopped first: its own error is the cause.
+            // The writer's own failure is why the pipeline stopped: report that.
             Err(DecodeError::Stopped) => return Err(sunk.err().unwrap_or(DecodeError::Stopped)),
-            Err(e) => return Err(e),
+            other => other?,
         };
         let (bytes_out, sha256) = sunk?;
         if let (Some(t), Some(sha256)) = (&trailer, sha256) {
@@ -228,6 +241,8 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
             trailer,
             bytes_out,
             frames,
+            workers: plan.map_or(0, |p| p.workers),
+            frames_in_flight: plan.map_or(0, |p| p.frames),
         })
     })
 }
@@ -263,7 +278,8 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
                 offset += d.plain_len as u64;
                 frames += 1;
                 if parts.as_ref().is_none_or(|p| !p.is_empty()) {
-                    sink.push(frame, &d, parts, scope)?;
+                    let spent = sink.push(frame, &d, parts, scope)?;
+                    units.recycle(spent);
                 }
             }
             Some(Unit::Record(Record::Trailer(t))) => {
@@ -295,24 +311,43 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
 }
 
 type Parts = Option<Vec<Range<usize>>>;
+
+/// A frame on its way through the pool: the frame as stored, and the buffer it is
+/// decompressed into (the reader's credit for one frame in flight).
+struct Job {
+    seq: u64,
+    frame: Vec<u8>,
+    out: Vec<u8>,
+    plain_len: usize,
+    parts: Parts,
+}
+
 type Decoded = Result<(Vec<u8>, Parts), DecodeError>;
 
+/// What a worker's decompression context holds, for the plan: libzstd's DCtx is about
+/// 160 KiB, and a frame is decompressed straight into its output buffer (no window).
+const DCTX_SIZE: usize = 256 << 10;
+
+/// Decompresses `frame` into `out` (whose room is reused), which must come to exactly
+/// `plain_len` bytes.
 fn decompress(
     frame: &[u8],
     plain_len: usize,
     dec: &mut zstd::bulk::Decompressor<'static>,
-) -> Result<Vec<u8>, DecodeError> {
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
     let bad = |why: String| DecodeError::Format(FormatError::Malformed(why));
-    let data = dec
-        .decompress(frame, plain_len.max(1))
+    out.clear();
+    out.reserve(plain_len.max(1));
+    dec.decompress_to_buffer(frame, out)
         .map_err(|e| bad(format!("zstd frame does not decompress: {e}")))?;
-    if data.len() != plain_len {
+    if out.len() != plain_len {
         return Err(bad(format!(
             "frame decompressed to {} bytes, descriptor says {plain_len}",
-            data.len()
+            out.len()
         )));
     }
-    Ok(data)
+    Ok(())
 }
 
 /// Where frames go: decompressed inline until a second frame shows the object is large,
@@ -321,6 +356,10 @@ struct FrameSink<'scope, W: Write + Send> {
     inline: Option<InlineSink<W>>,
     pool: Option<Pool<'scope, W>>,
     workers: usize,
+    max_memory: usize,
+    frame_size: usize,
+    /// The pool's plan, once it started.
+    plan: Option<Plan>,
     seq: u64,
     aborted: &'scope AtomicBool,
 }
@@ -329,10 +368,19 @@ struct InlineSink<W> {
     out: W,
     writer: OrderedWriter,
     dec: zstd::bulk::Decompressor<'static>,
+    /// The output buffer, reused frame after frame.
+    buf: Vec<u8>,
 }
 
 struct Pool<'scope, W> {
-    work: Sender<(u64, Vec<u8>, usize, Parts)>,
+    work: Sender<Job>,
+    /// Output buffers the writer is done with. The reader takes one for every frame it
+    /// hands on, so no more than the plan's frames are ever in flight.
+    free: Receiver<Vec<u8>>,
+    /// Output buffers not yet allocated (the plan's frames less those that exist).
+    unallocated: usize,
+    /// Frame buffers the workers are done with, for the reader to read into.
+    spent: Receiver<Vec<u8>>,
     writer: std::thread::ScopedJoinHandle<'scope, Result<(W, OrderedWriter), DecodeError>>,
 }
 
@@ -383,7 +431,8 @@ fn new_decompressor() -> Result<zstd::bulk::Decompressor<'static>, DecodeError> 
 impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
     fn new(
         out: W,
-        workers: usize,
+        opts: &DecodeOptions,
+        frame_size: usize,
         hash: bool,
         aborted: &'scope AtomicBool,
     ) -> Result<Self, DecodeError> {
@@ -395,44 +444,77 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
                     written: 0,
                 },
                 dec: new_decompressor()?,
+                buf: Vec::new(),
             }),
             pool: None,
-            workers,
+            workers: opts.workers,
+            max_memory: opts.max_memory,
+            frame_size,
+            plan: None,
             seq: 0,
             aborted,
         })
     }
 
+    /// Decodes `frame` or hands it to the pool; returns a frame buffer that is done
+    /// with (possibly empty), for the next frame to be read into.
     fn push(
         &mut self,
         frame: Vec<u8>,
         descriptor: &FrameDescriptor,
         parts: Parts,
         scope: &'scope std::thread::Scope<'scope, '_>,
-    ) -> Result<(), DecodeError> {
+    ) -> Result<Vec<u8>, DecodeError> {
         let plain_len = descriptor.plain_len as usize;
         // Stored frames cost a copy: only compressed ones are worth other threads.
         let worth_a_pool = descriptor.kind == FrameKind::Compressed;
-        if worth_a_pool && self.seq >= 1 && self.pool.is_none() {
-            self.workers = resolve_workers(self.workers);
-        }
-        if worth_a_pool && self.seq >= 1 && self.workers > 1 && self.pool.is_none() {
-            if let Some(inline) = self.inline.take() {
-                self.pool = Some(self.start_pool(inline, scope));
+        if worth_a_pool && self.seq >= 1 && self.pool.is_none() && self.plan.is_none() {
+            // Each frame in flight holds its output and, at most, as much again stored.
+            let plan = Plan::fit(
+                resolve_workers(self.workers),
+                self.max_memory,
+                2 * self.frame_size,
+                DCTX_SIZE,
+            );
+            if plan.workers > 1 {
+                if let Some(inline) = self.inline.take() {
+                    self.pool = Some(self.start_pool(inline, plan, scope));
+                }
+                self.plan = Some(plan);
+            } else {
+                // One frame at a time, on this thread.
+                self.plan = Some(Plan {
+                    workers: 1,
+                    frames: 1,
+                });
             }
         }
         self.seq += 1;
-        match (&mut self.inline, &self.pool) {
+        match (&mut self.inline, &mut self.pool) {
             (Some(inline), _) => {
-                let data = decompress(&frame, plain_len, &mut inline.dec)?;
+                decompress(&frame, plain_len, &mut inline.dec, &mut inline.buf)?;
                 inline
                     .writer
-                    .emit(&mut inline.out, &data, &parts, self.aborted)
+                    .emit(&mut inline.out, &inline.buf, &parts, self.aborted)?;
+                Ok(frame)
             }
-            (None, Some(pool)) => pool
-                .work
-                .send((self.seq - 1, frame, plain_len, parts))
-                .map_err(|_| DecodeError::Stopped),
+            (None, Some(pool)) => {
+                let out = if pool.unallocated > 0 {
+                    pool.unallocated -= 1;
+                    Vec::new()
+                } else {
+                    pool.free.recv().map_err(|_| DecodeError::Stopped)?
+                };
+                let job = Job {
+                    seq: self.seq - 1,
+                    frame,
+                    out,
+                    plain_len,
+                    parts,
+                };
+                pool.work.send(job).map_err(|_| DecodeError::Stopped)?;
+                Ok(pool.spent.try_recv().unwrap_or_default())
+            }
             (None, None) => unreachable!("a sink is inline or pooled"),
         }
     }
@@ -440,23 +522,45 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
     fn start_pool(
         &self,
         inline: InlineSink<W>,
+        plan: Plan,
         scope: &'scope std::thread::Scope<'scope, '_>,
     ) -> Pool<'scope, W> {
-        let (work_tx, work_rx) = bounded::<(u64, Vec<u8>, usize, Parts)>(self.workers);
-        let (done_tx, done_rx) = bounded::<(u64, Decoded)>(self.workers);
-        for _ in 0..self.workers {
+        let (work_tx, work_rx) = bounded::<Job>(plan.workers);
+        let (done_tx, done_rx) = bounded::<(u64, Decoded)>(plan.frames);
+        let (free_tx, free_rx) = bounded::<Vec<u8>>(plan.frames);
+        // Two spare frame buffers are enough to keep the reader from allocating.
+        let (spent_tx, spent_rx) = bounded::<Vec<u8>>(2);
+        let InlineSink {
+            out,
+            writer,
+            dec: first_dec,
+            buf,
+        } = inline;
+        let _ = free_tx.try_send(buf);
+        let mut first_dec = Some(first_dec);
+        for _ in 0..plan.workers {
             let work_rx: Receiver<_> = work_rx.clone();
-            let done_tx = done_tx.clone();
+            let (done_tx, spent_tx) = (done_tx.clone(), spent_tx.clone());
+            let dec = first_dec.take().map_or_else(new_decompressor, Ok);
             scope.spawn(move || {
-                let mut dec = match new_decompressor() {
+                let mut dec = match dec {
                     Ok(d) => d,
                     Err(e) => {
                         let _ = done_tx.send((u64::MAX, Err(e)));
                         return;
                     }
                 };
-                for (seq, frame, plain_len, parts) in work_rx {
-                    let decoded = decompress(&frame, plain_len, &mut dec).map(|d| (d, parts));
+                for job in work_rx {
+                    let Job {
+                        seq,
+                        frame,
+                        mut out,
+                        plain_len,
+                        parts,
+                    } = job;
+                    let decoded =
+                        decompress(&frame, plain_len, &mut dec, &mut out).map(|()| (out, parts));
+                    let _ = spent_tx.try_send(frame);
                     if done_tx.send((seq, decoded)).is_err() {
                         return;
                     }
@@ -466,17 +570,15 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
         let aborted = self.aborted;
         let first_seq = self.seq;
         let writer = scope.spawn(move || {
-            let InlineSink {
-                mut out,
-                mut writer,
-                ..
-            } = inline;
+            let (mut out, mut writer) = (out, writer);
             let mut pending = BTreeMap::new();
             let mut next = first_seq;
             for (seq, decoded) in done_rx {
                 pending.insert(seq, decoded?);
                 while let Some((data, parts)) = pending.remove(&next) {
                     writer.emit(&mut out, &data, &parts, aborted)?;
+                    // Never blocks: the channel holds as many as there are frames.
+                    let _ = free_tx.try_send(data);
                     next += 1;
                 }
             }
@@ -484,6 +586,9 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
         });
         Pool {
             work: work_tx,
+            free: free_rx,
+            unallocated: plan.frames - 1,
+            spent: spent_rx,
             writer,
         }
     }

@@ -9,7 +9,9 @@ use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
 use zstd::zstd_safe::CParameter;
 
-use super::{resolve_workers, SEAL_BATCH_CHUNKS, STORED_FRAME_SIZE, STORED_SEAL_BATCH_CHUNKS};
+use super::{
+    resolve_workers, Plan, SEAL_BATCH_CHUNKS, STORED_FRAME_SIZE, STORED_SEAL_BATCH_CHUNKS,
+};
 use crate::age_file::{new_file_key, new_nonce, stream::StreamSealer, Header, PayloadKey};
 use crate::config::{Compression, ZstdLevel};
 use crate::object::{
@@ -23,6 +25,8 @@ pub struct EncodeOptions {
     pub compression: Compression,
     pub workers: usize,
     pub frame_size: usize,
+    /// Bytes the call may hold (see [`Plan`]); bounds the frames in flight and workers.
+    pub max_memory: usize,
 }
 
 /// What was encoded.
@@ -33,6 +37,10 @@ pub struct EncodeReport {
     pub frames: u64,
     pub stored_frames: u64,
     pub sha256: [u8; 32],
+    /// Threads that compressed frames (0: none were started).
+    pub workers: usize,
+    /// The most frames the plan let be in flight at once.
+    pub frames_in_flight: usize,
 }
 
 /// An encoding failure, split by side so the caller can say whose fault it was.
@@ -72,25 +80,36 @@ pub fn looks_compressed(name: &str, head: &[u8]) -> bool {
     SUFFIXES.iter().any(|s| name.ends_with(s)) || MAGICS.iter().any(|m| head.starts_with(m))
 }
 
-/// One frame on its way to the writer.
+/// One frame and its buffers: the original bytes as read and the compressed frame.
+/// They travel together from the reader to a worker to the writer and back to the
+/// reader, so the buffers in circulation are exactly the frames in flight.
 struct Encoded {
-    /// Original bytes this frame holds.
-    plain_len: usize,
-    /// The original bytes (kept for a stored frame, whose body they are).
+    /// The original bytes (the body of a stored frame).
     original: ReadBuf,
-    /// The compressed frame, when compression paid off.
-    compressed: Option<Vec<u8>>,
+    /// The compressed frame, when `is_compressed`; otherwise spare room.
+    compressed: Vec<u8>,
+    /// Whether compression paid off for this frame.
+    is_compressed: bool,
 }
 
 impl Encoded {
+    fn new(original: ReadBuf) -> Encoded {
+        Encoded {
+            original,
+            compressed: Vec::new(),
+            is_compressed: false,
+        }
+    }
+
     fn descriptor(&self) -> FrameDescriptor {
-        let (kind, frame_len) = match &self.compressed {
-            Some(c) => (FrameKind::Compressed, c.len()),
-            None => (FrameKind::Stored, stored_frame_len(self.original.len())),
+        let (kind, frame_len) = if self.is_compressed {
+            (FrameKind::Compressed, self.compressed.len())
+        } else {
+            (FrameKind::Stored, stored_frame_len(self.original.len()))
         };
         FrameDescriptor {
             kind,
-            plain_len: self.plain_len as u32,
+            plain_len: self.original.len() as u32,
             frame_len: frame_len as u32,
         }
     }
@@ -120,47 +139,28 @@ impl Framer {
         Ok(Framer { compressor })
     }
 
-    /// Compresses `original` into `out` (a recycled buffer) if that saves at least 1/64
-    /// of it; otherwise the frame is stored and `out` is handed back unused.
-    fn frame(
-        &mut self,
-        original: ReadBuf,
-        mut out: Vec<u8>,
-    ) -> Result<(Encoded, Option<Vec<u8>>), EncodeError> {
-        let plain_len = original.len();
+    /// Compresses the frame's original into its compressed buffer and keeps the result
+    /// if that saves at least 1/64 of it; otherwise the frame is stored.
+    fn frame(&mut self, frame: &mut Encoded) -> Result<(), EncodeError> {
+        frame.is_compressed = false;
         let Some(c) = self.compressor.as_mut() else {
-            return Ok((
-                Encoded {
-                    plain_len,
-                    original,
-                    compressed: None,
-                },
-                Some(out),
-            ));
+            return Ok(());
         };
+        let original = &frame.original;
+        let out = &mut frame.compressed;
         out.clear();
         out.reserve(zstd::zstd_safe::compress_bound(original.len()));
-        c.compress_to_buffer(&original, &mut out)
+        c.compress_to_buffer(&original[..], out)
             .map_err(|e| EncodeError::Other(anyhow!("compressing a frame: {e}")))?;
-        if out.len() < original.len() - original.len() / 64 {
-            Ok((
-                Encoded {
-                    plain_len,
-                    original,
-                    compressed: Some(out),
-                },
-                None,
-            ))
-        } else {
-            Ok((
-                Encoded {
-                    plain_len,
-                    original,
-                    compressed: None,
-                },
-                Some(out),
-            ))
-        }
+        frame.is_compressed = out.len() < original.len() - original.len() / 64;
+        Ok(())
+    }
+
+    /// Bytes the compression context holds now (after a frame: its working size).
+    fn context_size(&mut self) -> usize {
+        self.compressor
+            .as_mut()
+            .map_or(0, |c| c.context_mut().sizeof())
     }
 }
 
@@ -187,12 +187,11 @@ struct FrameWriter<W: Write> {
 impl<W: Write> FrameWriter<W> {
     fn write(&mut self, encoded: &Encoded) -> io::Result<()> {
         self.sealer.write_all(&encoded.descriptor().encode())?;
-        match &encoded.compressed {
-            Some(frame) => self.sealer.write_all(frame)?,
-            None => {
-                emit_stored_frame(&encoded.original, |bytes| self.sealer.write_all(bytes))?;
-                self.stored_frames += 1;
-            }
+        if encoded.is_compressed {
+            self.sealer.write_all(&encoded.compressed)?;
+        } else {
+            emit_stored_frame(&encoded.original, |bytes| self.sealer.write_all(bytes))?;
+            self.stored_frames += 1;
         }
         self.frames += 1;
         Ok(())
@@ -276,28 +275,43 @@ pub fn encode<R: Read, W: Write + Send>(
         .map_err(EncodeError::Output)?;
 
     let mut report = EncodeReport::default();
+    let mut framer = Framer::new(level)?;
+    let mut first = Encoded::new(first);
     if single {
         report.bytes_in = n as u64;
         if n > 0 {
-            let (encoded, _) = Framer::new(level)?.frame(first, Vec::new())?;
-            writer.write(&encoded).map_err(EncodeError::Output)?;
+            framer.frame(&mut first)?;
+            writer.write(&first).map_err(EncodeError::Output)?;
         }
     } else {
-        let workers = if level.is_some() {
-            resolve_workers(opts.workers)
-        } else {
-            0
+        // The first frame is compressed here: that measures what a worker's context
+        // holds, which the plan needs, and the context goes on to the first worker.
+        framer.frame(&mut first)?;
+        let plan = match level {
+            Some(_) => Plan::fit(
+                resolve_workers(opts.workers),
+                opts.max_memory,
+                frame_size + zstd::zstd_safe::compress_bound(frame_size),
+                framer.context_size(),
+            ),
+            None => Plan {
+                workers: 0,
+                frames: STORED_FRAMES_IN_FLIGHT,
+            },
         };
         writer = encode_parallel(
             input,
             first,
-            writer,
+            framer,
             level,
-            workers,
+            writer,
+            plan,
             frame_size,
             &mut hasher,
             &mut report,
         )?;
+        report.workers = plan.workers;
+        report.frames_in_flight = plan.frames;
     }
     report.frames = writer.frames;
     report.stored_frames = writer.stored_frames;
@@ -316,52 +330,45 @@ pub fn encode<R: Read, W: Write + Send>(
     Ok((out, report))
 }
 
-/// The threaded path: this thread reads and hashes, `workers` threads compress (none
-/// when frames are stored: this thread hands them straight on), one thread seals and
-/// writes in order. Buffers circulate back to their producers, so a long stream
-/// allocates only a bounded set of them.
+/// Frames in flight when they are stored, not compressed: 128 KiB each, one being read,
+/// one being sealed, four queued between.
+const STORED_FRAMES_IN_FLIGHT: usize = 6;
+
+/// The threaded path: this thread reads and hashes, `plan.workers` threads compress
+/// (none when frames are stored: this thread hands them straight on), one thread seals
+/// and writes in order. `plan.frames` frames circulate with their buffers; the reader
+/// waits for the writer to hand one back before it reads more, so memory is bounded by
+/// the plan, whatever the stream's length or the worker count.
 #[allow(clippy::too_many_arguments)]
 fn encode_parallel<R: Read, W: Write + Send>(
     mut input: R,
-    first: ReadBuf,
-    writer: FrameWriter<W>,
+    first: Encoded,
+    first_framer: Framer,
     level: Option<ZstdLevel>,
-    workers: usize,
+    writer: FrameWriter<W>,
+    plan: Plan,
     frame_size: usize,
     hasher: &mut Sha256,
     report: &mut EncodeReport,
 ) -> Result<FrameWriter<W>, EncodeError> {
-    let depth = workers.max(4);
-    let (work_tx, work_rx) = bounded::<(u64, ReadBuf)>(depth);
-    let (done_tx, done_rx) = bounded::<(u64, Result<Encoded, EncodeError>)>(depth);
-    // Spent original buffers go back to the reader, compressed ones to the workers.
-    let (free_in_tx, free_in_rx) = bounded::<ReadBuf>(2 * depth + 4);
-    let (free_out_tx, free_out_rx) = bounded::<Vec<u8>>(2 * depth + 4);
+    let (work_tx, work_rx) = bounded::<(u64, Encoded)>(plan.frames);
+    let (done_tx, done_rx) = bounded::<(u64, Result<Encoded, EncodeError>)>(plan.frames);
+    let (free_tx, free_rx) = bounded::<Encoded>(plan.frames);
     std::thread::scope(|s| {
-        for _ in 0..workers {
+        let mut first_framer = Some(first_framer);
+        for _ in 0..plan.workers {
             let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
-            let (free_in, free_out, spare_out) =
-                (free_in_tx.clone(), free_out_tx.clone(), free_out_rx.clone());
+            let framer = first_framer.take().map_or_else(|| Framer::new(level), Ok);
             s.spawn(move || {
-                let mut framer = match Framer::new(level) {
+                let mut framer = match framer {
                     Ok(f) => f,
                     Err(e) => {
                         let _ = done_tx.send((0, Err(e)));
                         return;
                     }
                 };
-                for (seq, original) in work_rx {
-                    let out = spare_out.try_recv().unwrap_or_default();
-                    let encoded = framer.frame(original, out).map(|(mut encoded, unused)| {
-                        if let Some(buf) = unused {
-                            let _ = free_out.try_send(buf);
-                        }
-                        // A compressed frame no longer needs its original.
-                        if encoded.compressed.is_some() {
-                            let _ = free_in.try_send(std::mem::take(&mut encoded.original));
-                        }
-                        encoded
-                    });
+                for (seq, mut frame) in work_rx {
+                    let encoded = framer.frame(&mut frame).map(|()| frame);
                     if done_tx.send((seq, encoded)).is_err() {
                         return;
                     }
@@ -369,11 +376,10 @@ fn encode_parallel<R: Read, W: Write + Send>(
             });
         }
         drop(work_rx);
-        let direct = (workers == 0).then(|| done_tx.clone());
-        drop(done_tx);
+        // The first frame is already encoded; stored frames go straight to the writer.
+        let done = done_tx.clone();
+        let direct = (plan.workers == 0).then_some(done_tx);
 
-        let free_in = free_in_tx.clone();
-        let free_out = free_out_tx.clone();
         let sealing = s.spawn(move || -> Result<FrameWriter<W>, EncodeError> {
             let mut writer = writer;
             let mut pending = BTreeMap::new();
@@ -382,57 +388,55 @@ fn encode_parallel<R: Read, W: Write + Send>(
                 pending.insert(seq, encoded?);
                 while let Some(encoded) = pending.remove(&next) {
                     writer.write(&encoded).map_err(EncodeError::Output)?;
-                    let Encoded {
-                        original,
-                        compressed,
-                        ..
-                    } = encoded;
-                    match compressed {
-                        Some(buf) => drop(free_out.try_send(buf)),
-                        None => drop(free_in.try_send(original)),
-                    }
+                    // Never blocks: the channel holds as many as there are frames.
+                    let _ = free_tx.try_send(encoded);
                     next += 1;
                 }
             }
             Ok(writer)
         });
-        drop((free_in_tx, free_out_tx));
 
         // Read and hash on this thread; stop early if the other stages are gone.
+        report.bytes_in = first.original.len() as u64;
+        let mut full = first.original.len() == frame_size;
         let mut seq = 0u64;
-        let mut block = first;
         let mut read_error = None;
-        loop {
-            report.bytes_in += block.len() as u64;
-            let full = block.len() == frame_size;
-            let sent = match (&direct, block.is_empty()) {
-                (_, true) => false,
-                (Some(done), false) => {
-                    let plain_len = block.len();
-                    let stored = Encoded {
-                        plain_len,
-                        original: block,
-                        compressed: None,
-                    };
-                    done.send((seq, Ok(stored))).is_ok()
+        if done.send((seq, Ok(first))).is_ok() {
+            seq += 1;
+        } else {
+            full = false;
+        }
+        drop(done);
+        let mut allocated = 1;
+        while full {
+            let mut frame = if allocated < plan.frames {
+                allocated += 1;
+                Encoded::new(ReadBuf::with_capacity(frame_size))
+            } else {
+                match free_rx.recv() {
+                    Ok(frame) => frame,
+                    Err(_) => break,
                 }
-                (None, false) => work_tx.send((seq, block)).is_ok(),
+            };
+            frame.original.clear();
+            if let Err(e) = read_frame(&mut input, &mut frame.original, frame_size, hasher) {
+                read_error = Some(e);
+                break;
+            }
+            let len = frame.original.len();
+            if len == 0 {
+                break;
+            }
+            report.bytes_in += len as u64;
+            full = len == frame_size;
+            let sent = match &direct {
+                Some(done) => done.send((seq, Ok(frame))).is_ok(),
+                None => work_tx.send((seq, frame)).is_ok(),
             };
             if !sent {
                 break;
             }
             seq += 1;
-            if !full {
-                break;
-            }
-            block = free_in_rx
-                .try_recv()
-                .unwrap_or_else(|_| ReadBuf::with_capacity(frame_size));
-            block.clear();
-            if let Err(e) = read_frame(&mut input, &mut block, frame_size, hasher) {
-                read_error = Some(e);
-                break;
-            }
         }
         drop((work_tx, direct));
         let written = sealing
