@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Per-call latency of two builds of the plugin, A and B, on 1 KiB backup_data and
+restore_data calls, taking turns call by call (the machine is shared and noisy: only
+the difference within one run means something).
+
+    python3 bench/latency_ab.py --a /path/to/old/gpbackup_age_plugin \\
+        --b target/release/gpbackup_age_plugin --calls 600 --unrelated 300
+
+Both binaries are copied into a private directory first (as Install does; how the page
+cache holds a binary changes its start-up time). The inner configs go to a private
+directory on /dev/shm (TMPDIR) that also holds --unrelated unrelated files, as /dev/shm
+does on a real host; the inner plugin is a minimal /bin/sh script (cat to and from a
+file), so what is measured is the plugin's own cost. Prints the median and the mean of
+each (build, command) and the differences B - A, with the CPU model.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--a", required=True, help="build A (the baseline)")
+    ap.add_argument("--b", required=True, help="build B")
+    ap.add_argument("--calls", type=int, default=400, help="calls per (build, command)")
+    ap.add_argument("--unrelated", type=int, default=300, help="unrelated files beside the inner configs")
+    args = ap.parse_args()
+
+    work = tempfile.mkdtemp(prefix="gpage_ab_")
+    shm = tempfile.mkdtemp(prefix="gpage_ab_", dir="/dev/shm")
+    try:
+        run(args, work, shm)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(shm, ignore_errors=True)
+
+
+def run(args, work, shm):
+    for i in range(args.unrelated):
+        with open(os.path.join(shm, f"unrelated-{i:05d}.bin"), "wb") as f:
+            f.write(b"x" * 64)
+    store = os.path.join(work, "store")
+    os.mkdir(store)
+    inner = os.path.join(work, "inner.sh")
+    with open(inner, "w") as f:
+        f.write(f"""#!/bin/sh
+case $1 in
+  backup_data) exec cat > "{store}/${{3##*/}}" ;;
+  restore_data) exec cat "{store}/${{3##*/}}" ;;
+esac
+""")
+    os.chmod(inner, 0o755)
+    env = dict(os.environ, TMPDIR=shm, HOME=os.path.join(work, "home"))
+    bins, configs = {}, {}
+    for name, path in (("A", args.a), ("B", args.b)):
+        bins[name] = os.path.join(work, f"plugin_{name}")
+        shutil.copyfile(path, bins[name])
+        os.chmod(bins[name], 0o755)
+        configs[name] = os.path.join(work, f"config_{name}.yaml")
+        with open(configs[name], "w") as f:
+            f.write(f"executablepath: {bins[name]}\noptions:\n"
+                    f"  inner_executablepath: \"{inner}\"\n"
+                    f"  recipients_file: \"{REPO}/keys/demo-only-recipients.txt\"\n"
+                    f"  identity_file: \"{REPO}/keys/demo-only-identity.txt\"\n"
+                    f"  pgport: \"5432\"\n")
+    payload = os.urandom(1024)
+    key = lambda name: f"/data/seg0/backups/20250101/20250101010101/gpbackup_0_20250101010101_{name}"
+
+    def call(name, command):
+        cmd = f"{bins[name]} {command} {configs[name]} {key(name)}"
+        data = payload if command == "backup_data" else b""
+        start = time.perf_counter()
+        out = subprocess.run(["bash", "-c", cmd], input=data, capture_output=True, env=env)
+        elapsed = time.perf_counter() - start
+        if out.returncode != 0 or out.stderr:
+            sys.exit(f"{name} {command} failed: {out.stderr.decode()}")
+        if command == "restore_data" and out.stdout != payload:
+            sys.exit(f"{name} restore_data returned other bytes")
+        return elapsed
+
+    for name in bins:
+        call(name, "backup_data")  # something to restore; warms the page cache
+    samples = {(n, c): [] for n in bins for c in ("backup_data", "restore_data")}
+    for i in range(args.calls):
+        # A and B take turns, in alternating order.
+        order = ("A", "B") if i % 2 == 0 else ("B", "A")
+        for command in ("backup_data", "restore_data"):
+            for name in order:
+                samples[(name, command)].append(call(name, command))
+    left = [n for n in os.listdir(shm) if n.startswith("gpbackup_age_plugin_inner_")]
+
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    print(f"cpu: {cpu}, {os.cpu_count()} cores; {args.calls} calls per (build, command), "
+          f"A and B interleaved; TMPDIR on /dev/shm with {args.unrelated} unrelated files")
+    print(f"| {'command':<13} | {'A median':>9} | {'B median':>9} | {'B - A':>8} | {'A mean':>8} | {'B mean':>8} | {'B - A':>8} |")
+    print("|" + "|".join("-" * w for w in (15, 11, 11, 10, 10, 10, 10)) + "|")
+    for command in ("backup_data", "restore_data"):
+        a, b = samples[("A", command)], samples[("B", command)]
+        ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
+        xa, xb = statistics.mean(a) * 1e3, statistics.mean(b) * 1e3
+        print(f"| {command:<13} | {ma:>6.3f} ms | {mb:>6.3f} ms | {mb - ma:>+5.3f} ms | "
+              f"{xa:>5.3f} ms | {xb:>5.3f} ms | {xb - xa:>+5.3f} ms |")
+    if left:
+        print(f"inner configs left in TMPDIR: {left}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+//! Inner configs left behind by calls that died without cleaning up (SIGKILL, a host
+//! out of memory): the next call that writes a config in the same directory removes
+//! them.
+//!
+//! Ownership is an advisory lock, not a pid: every call holds an exclusive `flock` on
+//! its own config from before the first byte of credentials is written until the call
+//! ends, and the kernel drops that lock when the owner dies, however it dies. So a
+//! config whose lock can be taken and that holds data belongs to a call that is gone.
+//! This cannot mistake a live call for a dead one across pid reuse, pid namespaces or
+//! a TMPDIR shared between containers, as a pid check could.
+//!
+//! What is never touched: files of another owner (uid), anything that is not a
+//! regular file, names not in the form [`InnerConfig`](super::InnerConfig) writes
+//! (`gpbackup_age_plugin_inner_p<pid>-<random>.yaml`; configs of versions that did not
+//! lock are left alone), an empty file (its writer may not have locked it yet; it holds
+//! no credentials), and a config whose lock is held.
+//!
+//! Cost: one directory listing per call, done while the inner plugin starts (off a
+//! small call's critical path), plus four system calls per config of a live call in
+//! the same directory.
+
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use rustix::fs::{flock, FlockOperation};
+
+/// The first part of every inner config's name.
+pub const PREFIX: &str = "gpbackup_age_plugin_inner_p";
+/// The last part.
+pub const SUFFIX: &str = ".yaml";
+
+/// True for a name [`super::InnerConfig`] writes: `<PREFIX><pid>-<random><SUFFIX>`.
+fn is_config_name(name: &str) -> bool {
+    let Some(middle) = name
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_suffix(SUFFIX))
+    else {
+        return false;
+    };
+    let Some((pid, random)) = middle.split_once('-') else {
+        return false;
+    };
+    !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && !random.is_empty()
+        && random.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Locks a config for the life of its call (the lock dies with the process).
+pub fn lock(file: &File) -> std::io::Result<()> {
+    flock(file, FlockOperation::LockExclusive).map_err(Into::into)
+}
+
+/// Removes every config in `dir` left by a call that is gone (see the module docs);
+/// `own` is skipped. Errors are ignored: a config that cannot be judged stays.
+pub fn sweep(dir: &Path, own: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let uid = rustix::process::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_config_name) {
+            continue;
+        }
+        let path = entry.path();
+        if path == own {
+            continue;
+        }
+        // Not following a symlink, not blocking on a FIFO.
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+            )
+            .open(&path)
+        else {
+            continue;
+        };
+        let Ok(meta) = file.metadata() else {
+            continue;
+        };
+        if !meta.is_file() || meta.uid() != uid || meta.len() == 0 {
+            continue;
+        }
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_config_name("gpbackup_age_plugin_inner_p123-Ab9xYz.yaml"));
+        for name in [
+            "gpbackup_age_plugin_inner_Ab9xYz.yaml",
+            "gpbackup_age_plugin_inner_p-Ab9xYz.yaml",
+            "gpbackup_age_plugin_inner_p12x-Ab9.yaml",
+            "gpbackup_age_plugin_inner_p12-.yaml",
+            "gpbackup_age_plugin_inner_p12-a.b.yaml",
+            "gpbackup_age_plugin_inner_p12-ab.yml",
+            "other_p12-ab.yaml",
+        ] {
+            assert!(!is_config_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_unlocked_configs_with_data_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |n: &str| dir.path().join(n);
+        let live = path("gpbackup_age_plugin_inner_p1-live.yaml");
+        let dead = path("gpbackup_age_plugin_inner_p2-dead.yaml");
+        let empty = path("gpbackup_age_plugin_inner_p3-empty.yaml");
+        let old = path("gpbackup_age_plugin_inner_OldOne.yaml");
+        let own = path("gpbackup_age_plugin_inner_p4-own.yaml");
+        for p in [&live, &dead, &old, &own] {
+            std::fs::write(p, "options:\n").unwrap();
+        }
+        std::fs::write(&empty, "").unwrap();
+        let held = File::open(&live).unwrap();
+        lock(&held).unwrap();
+        sweep(dir.path(), &own);
+        assert!(live.exists() && empty.exists() && old.exists() && own.exists());
+        assert!(!dead.exists());
+        drop(held);
+        sweep(dir.path(), &own);
+        assert!(!live.exists());
+    }
+}
