@@ -288,7 +288,6 @@ pub fn near_miss(key: &str) -> Option<&'static str> {
     for candidate in candidates.into_iter().flatten().filter(|c| !c.is_empty()) {
         for own in OWN_OPTIONS {
             let target = squash(own);
-            let distance = edit_distance(candidate, &target);
             let allowed = match target.len() {
                 n if n >= 15 => 3,
                 n if n >= 8 => 2,
@@ -297,6 +296,11 @@ pub fn near_miss(key: &str) -> Option<&'static str> {
             let cut_short = candidate.len() >= 8
                 && target.starts_with(candidate)
                 && candidate.len() * 10 >= target.len() * 6;
+            // The distance is at least the difference in length: most names are far.
+            if !cut_short && candidate.len().abs_diff(target.len()) > allowed {
+                continue;
+            }
+            let distance = edit_distance(candidate, &target);
             if (distance <= allowed || cut_short) && best.is_none_or(|(d, _)| distance < d) {
                 best = Some((distance, own));
             }

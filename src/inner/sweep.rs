@@ -20,7 +20,6 @@
 //! the same directory.
 
 use std::fs::File;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use rustix::fs::{flock, FlockOperation};
@@ -54,38 +53,54 @@ pub fn lock(file: &File) -> std::io::Result<()> {
 
 /// Removes every config in `dir` left by a call that is gone (see the module docs);
 /// `own` is skipped. Errors are ignored: a config that cannot be judged stays.
+///
+/// The listing reads names straight from `getdents64` into one buffer, without an
+/// allocation per entry, since a directory such as /dev/shm may hold hundreds of
+/// other files.
 pub fn sweep(dir: &Path, own: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    use rustix::fs::{fstat, openat, unlinkat, AtFlags, FileType, Mode, OFlags, RawDir};
+    let Ok(dir_fd) = openat(
+        rustix::fs::CWD,
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
         return;
     };
+    let mut buf = Vec::with_capacity(32 * 1024);
+    let mut entries = RawDir::new(&dir_fd, buf.spare_capacity_mut());
+    let own_name = own.file_name().map(|n| n.as_encoded_bytes());
     let uid = rustix::process::geteuid().as_raw();
-    for entry in entries.flatten() {
+    while let Some(Ok(entry)) = entries.next() {
         let name = entry.file_name();
-        if !name.to_str().is_some_and(is_config_name) {
-            continue;
-        }
-        let path = entry.path();
-        if path == own {
+        let bytes = name.to_bytes();
+        if !bytes.starts_with(PREFIX.as_bytes())
+            || Some(bytes) == own_name
+            || !std::str::from_utf8(bytes).is_ok_and(is_config_name)
+            || !matches!(entry.file_type(), FileType::RegularFile | FileType::Unknown)
+        {
             continue;
         }
         // Not following a symlink, not blocking on a FIFO.
-        let Ok(file) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(
-                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-            )
-            .open(&path)
-        else {
+        let Ok(fd) = openat(
+            &dir_fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
             continue;
         };
-        let Ok(meta) = file.metadata() else {
+        let Ok(stat) = fstat(&fd) else {
             continue;
         };
-        if !meta.is_file() || meta.uid() != uid || meta.len() == 0 {
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
+            || stat.st_uid != uid
+            || stat.st_size == 0
+        {
             continue;
         }
-        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
-            let _ = std::fs::remove_file(&path);
+        if flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            let _ = unlinkat(&dir_fd, name, AtFlags::empty());
         }
     }
 }
