@@ -1,7 +1,8 @@
 //! The inner plugin: the real storage plugin we chain to, run as a child process.
 //!
 //! Every call that needs it writes a config of its own for it ([`InnerConfig`]: mode
-//! 0600, a unique name, in `$TMPDIR` or else in `/dev/shm`, removed when the call ends,
+//! 0600, a unique name, in a directory of ours (0700) under `$TMPDIR` or else under
+//! `/dev/shm`, removed when the call ends,
 //! and by the next call if the call was killed: [`sweep`]) holding only the
 //! pass-through options, because inner plugins such as gpbackup_s3_plugin reject keys
 //! they do not know.
@@ -77,8 +78,11 @@ impl InnerConfig {
         let prefix = format!("{}{}-", sweep::PREFIX, std::process::id());
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(sweep::SUFFIX);
-        let (mut file, dir) = in_temp_dir(|dir| Ok((builder.tempfile_in(dir)?, dir.to_path_buf())))
-            .context("cannot create the inner plugin's config in the temp directory")?;
+        let (mut file, dir) = in_temp_dir(|parent| {
+            let dir = sweep::private_dir(parent);
+            Ok((builder.tempfile_in(&dir)?, dir))
+        })
+        .context("cannot create the inner plugin's config in the temp directory")?;
         guard::track_file(file.path());
         // Locked before it holds anything; a file system without locks only means a
         // config of ours killed with us is not swept.

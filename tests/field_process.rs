@@ -369,9 +369,16 @@ fn a_config_left_by_a_killed_call_is_removed_by_the_next_call_and_a_live_ones_ne
     std::fs::create_dir_all(h.home()).unwrap();
     let (inner, pids) = hanging_inner(&h);
     h.write_config(&[("inner_executablepath", &inner.display().to_string())]);
-    // Files that are not ours to remove: another naming, an empty file (a config being
+    // Files that are not ours to remove, beside the configs (in the directory of ours
+    // under TMPDIR where they live): another naming, an empty file (a config being
     // created), a symlink, a directory.
-    let tmp = tmpdir(&h);
+    let tmp = tmpdir(&h).join(format!(
+        "gpbackup_age_plugin-{}",
+        rustix::process::geteuid().as_raw()
+    ));
+    std::fs::create_dir_all(&tmp).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700)).unwrap();
     let foreign = [
         tmp.join("gpbackup_age_plugin_inner_OldName.yaml"),
         tmp.join("gpbackup_age_plugin_inner_p1-Empty1.yaml"),

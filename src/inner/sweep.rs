@@ -15,9 +15,11 @@
 //! lock are left alone), an empty file (its writer may not have locked it yet; it holds
 //! no credentials), and a config whose lock is held.
 //!
-//! Cost: one directory listing per call, done while the inner plugin starts (off a
-//! small call's critical path), plus four system calls per config of a live call in
-//! the same directory.
+//! Configs live in a directory of their own under the temp directory,
+//! `gpbackup_age_plugin-<uid>` (mode 0700, see [`private_dir`]), so the listing covers
+//! only our configs and not, say, the hundreds of other files a host's /dev/shm may
+//! hold. Cost: that listing, done while the inner plugin starts (off a small call's
+//! critical path), plus four system calls per config of a live call.
 
 use std::fs::File;
 use std::path::Path;
@@ -44,6 +46,25 @@ fn is_config_name(name: &str) -> bool {
         && pid.bytes().all(|b| b.is_ascii_digit())
         && !random.is_empty()
         && random.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The directory for our configs under `parent`: `gpbackup_age_plugin-<uid>`, created
+/// mode 0700 if missing. If it exists but is not a directory of ours that only we can
+/// write (someone else made it in a world-writable /dev/shm, or a symlink), or cannot
+/// be made, `parent` itself is used.
+pub fn private_dir(parent: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = rustix::process::geteuid().as_raw();
+    let dir = parent.join(format!("gpbackup_age_plugin-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => return dir,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(_) => return parent.to_path_buf(),
+    }
+    match std::fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0 => dir,
+        _ => parent.to_path_buf(),
+    }
 }
 
 /// Locks a config for the life of its call (the lock dies with the process).
@@ -123,6 +144,23 @@ mod tests {
         ] {
             assert!(!is_config_name(name), "{name}");
         }
+    }
+
+    #[test]
+    fn the_private_directory_is_ours_or_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = private_dir(parent.path());
+        assert_ne!(dir, parent.path());
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(private_dir(parent.path()), dir);
+        // Opened up to others, or replaced by a symlink: not used.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(private_dir(parent.path()), parent.path());
+        std::fs::remove_dir(&dir).unwrap();
+        std::os::unix::fs::symlink(parent.path(), &dir).unwrap();
+        assert_eq!(private_dir(parent.path()), parent.path());
     }
 
     #[test]
