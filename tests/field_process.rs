@@ -211,19 +211,16 @@ fn a_stuck_inner_plugin_is_killed_by_the_stall_timeout() {
     }
 }
 
-/// Starts `backup_data` with its stdin piped from the test, through `bash -c` with
-/// `prefix` before the binary (e.g. `nohup`), in a process group of its own.
-fn spawn_backup(h: &Harness, key: &str, prefix: &str) -> Child {
+/// Starts `script` through `bash -c` with the harness's HOME and TMPDIR, its stdio
+/// piped (stdin) or discarded, in a process group of its own.
+fn spawn_script(h: &Harness, script: &str, stdin: Stdio) -> Child {
     std::fs::create_dir_all(h.home()).unwrap();
     Command::new("bash")
         .arg("-c")
-        .arg(format!(
-            "exec {prefix} {BIN} backup_data {} {key}",
-            h.config.display()
-        ))
+        .arg(script)
         .env("HOME", h.home())
         .env("TMPDIR", tmpdir(h))
-        .stdin(Stdio::piped())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -231,18 +228,14 @@ fn spawn_backup(h: &Harness, key: &str, prefix: &str) -> Child {
         .unwrap()
 }
 
-/// The pid of the local plugin writing `key`'s temporary, once it holds data.
-fn inner_writer(h: &Harness, key: &str) -> u32 {
-    let dir = h.stored(key).parent().unwrap().to_path_buf();
-    let mut found = None;
-    wait_until("the inner plugin receives data", || {
-        found = files_in(&dir)
-            .into_iter()
-            .find(|p| is_inner_tmp(p) && std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
-        found.is_some()
-    });
-    let name = found.unwrap().display().to_string();
-    name.rsplit_once(".tmp.").unwrap().1.parse().unwrap()
+/// Starts `backup_data` with its stdin piped from the test, with `prefix` before the
+/// binary (e.g. `nohup`).
+fn spawn_backup(h: &Harness, key: &str, prefix: &str) -> Child {
+    let script = format!(
+        "exec {prefix} {BIN} backup_data {} {key}",
+        h.config.display()
+    );
+    spawn_script(h, &script, Stdio::piped())
 }
 
 /// Whether `pid` ignores SIGHUP (bit 0 of SigIgn).
@@ -263,7 +256,7 @@ fn under_nohup_a_hangup_ends_neither_the_call_nor_its_inner_plugin() {
     let mut child = spawn_backup(&h, &key, "nohup");
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&data[..1 << 20]).unwrap();
-    let inner = inner_writer(&h, &key);
+    let inner = inner_writer_pid(&h, &key);
     // Ignored for us (bash execs nohup, which execs us) and for the inner plugin.
     assert!(ignores_sighup(child.id()), "SIGHUP is handled by us again");
     assert!(
@@ -292,7 +285,7 @@ fn under_nohup_a_hangup_ends_neither_the_call_nor_its_inner_plugin() {
     let mut child = spawn_backup(&h, &key, "");
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&data[..1 << 20]).unwrap();
-    inner_writer(&h, &key);
+    inner_writer_pid(&h, &key);
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
         hup,
@@ -338,21 +331,12 @@ fn hanging_restore(h: &Harness, pids: &Path) -> (Child, PathBuf) {
     let started_inners = std::fs::read_to_string(pids)
         .map(|t| t.lines().count())
         .unwrap_or(0);
-    let child = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "exec {BIN} restore_data {} {}",
-            h.config.display(),
-            h.data_key(0, 1)
-        ))
-        .env("HOME", h.home())
-        .env("TMPDIR", tmpdir(h))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let script = format!(
+        "exec {BIN} restore_data {} {} >/dev/null 2>&1",
+        h.config.display(),
+        h.data_key(0, 1)
+    );
+    let child = spawn_script(h, &script, Stdio::null());
     wait_until("the inner plugin runs", || {
         std::fs::read_to_string(pids).is_ok_and(|t| t.lines().count() > started_inners)
     });

@@ -634,23 +634,7 @@ fn backup_in_flight() -> InFlight {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&random_bytes(3 << 20, 9)).unwrap();
-    let dir = h.stored(&key).parent().unwrap().to_path_buf();
-    let mut found = None;
-    wait_until("the inner plugin receives data", || {
-        found = files_in(&dir)
-            .into_iter()
-            .find(|p| is_inner_tmp(p) && std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
-        found.is_some()
-    });
-    let inner_pid: u32 = found
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .rsplit_once(".tmp.")
-        .unwrap()
-        .1
-        .parse()
-        .unwrap();
+    let inner_pid = inner_writer_pid(&h, &key);
     // The inner plugin runs in a process group of its own (its keeper's), not ours.
     let inner_group = group_of(inner_pid).expect("inner plugin not running");
     assert_ne!(inner_group, group_of(child.id()).unwrap());
