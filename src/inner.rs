@@ -2,10 +2,9 @@
 //!
 //! Every call that needs it writes a config of its own for it ([`InnerConfig`]: mode
 //! 0600, a unique name, in a directory of ours (0700) under `$TMPDIR` or else under
-//! `/dev/shm`, removed when the call ends,
-//! and by the next call if the call was killed: [`sweep`]) holding only the
-//! pass-through options, because inner plugins such as gpbackup_s3_plugin reject keys
-//! they do not know.
+//! `/dev/shm`, removed when the call ends, and by the next call if the call was killed:
+//! [`sweep`]) holding only the pass-through options, because inner plugins such as
+//! gpbackup_s3_plugin reject keys they do not know.
 //!
 //! A data-moving child must never see end-of-file on its stdin unless the stream is
 //! complete: gpbackup_s3_plugin commits whatever it has read when stdin closes. So:
