@@ -246,7 +246,7 @@ pub struct RotateArgs {
     #[arg(long)]
     pub reencrypt: bool,
     /// Objects processed at the same time.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 4, allow_negative_numbers = true, value_parser = number_between::<1, 64>)]
     pub parallel: u16,
     /// Pipe objects straight back without staging: ONLY for inner plugins that replace objects atomically.
     #[arg(long)]
@@ -277,7 +277,7 @@ pub struct VerifyArgs {
     #[arg(long = "identity", value_name = "FILE")]
     pub identities: Vec<PathBuf>,
     /// Objects checked at the same time.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 4, allow_negative_numbers = true, value_parser = number_between::<1, 64>)]
     pub parallel: u16,
 }
 
@@ -289,6 +289,15 @@ pub struct InspectArgs {
     /// Identity file to open the object with (repeatable).
     #[arg(long = "identity", value_name = "FILE")]
     pub identities: Vec<PathBuf>,
+}
+
+/// A clap value parser for a whole number from `LO` to `HI`, whose message says so in
+/// words (clap's own range check prints Rust's `1..=64`).
+fn number_between<const LO: u16, const HI: u16>(value: &str) -> Result<u16, String> {
+    match value.trim().parse::<u16>() {
+        Ok(n) if (LO..=HI).contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number between {LO} and {HI}")),
+    }
 }
 
 impl Cli {
@@ -347,6 +356,25 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_flags_say_their_range_in_words() {
+        for bad in ["0", "65", "-1", "four", "1.5", ""] {
+            let args = ["p", "verify", "c.yaml", "20250101010101", "--parallel", bad];
+            let text = Cli::try_parse_from(args).unwrap_err().to_string();
+            assert!(text.contains("between 1 and 64"), "{bad}: {text}");
+            assert!(!text.contains("..="), "{bad}: {text}");
+        }
+        let ok = Cli::try_parse_from([
+            "p",
+            "rotate",
+            "c.yaml",
+            "20250101010101",
+            "--parallel",
+            "64",
+        ]);
+        assert!(ok.is_ok());
+    }
 
     /// The fast path builds exactly what clap builds, and declines what it cannot.
     #[test]

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Deserialize;
+
+mod yaml;
 
 /// Options this plugin reads; none of them is forwarded to the inner plugin.
 pub const OWN_OPTIONS: &[&str] = &[
@@ -74,43 +75,36 @@ pub struct PluginConfig {
     pub passthrough: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
-struct RawConfig {
-    executablepath: Option<serde_yaml::Value>,
-    options: Option<BTreeMap<String, serde_yaml::Value>>,
-}
-
 impl PluginConfig {
-    /// Reads and validates the config at `path`.
+    /// Reads and validates the config at `path`: UTF-8 with or without a byte-order
+    /// mark, or UTF-16 with one, as gpbackup's parser reads it (see [`crate::text`]).
     pub fn load(path: &Path) -> Result<PluginConfig> {
-        let text = std::fs::read_to_string(path)
+        let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read plugin config {}", path.display()))?;
+        let text = crate::text::decode(&bytes)
+            .map_err(|e| anyhow!("plugin config {} {e}", path.display()))?;
         Self::parse(&text, path)
     }
 
     /// Validates config text; `path` is only used in messages and to find the config.
     pub fn parse(text: &str, path: &Path) -> Result<PluginConfig> {
         let where_ = path.display();
-        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
-            anyhow!(
-                "plugin config {where_} is not valid: {}",
-                one_line(&e.to_string())
-            )
-        })?;
-        let _ = raw.executablepath;
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+        let document = yaml::read(text, path)?;
         let mut options = BTreeMap::new();
-        for (key, value) in raw.options.unwrap_or_default() {
+        for (key, value) in document.options {
             let value = match value {
-                serde_yaml::Value::String(s) => s,
-                serde_yaml::Value::Number(n) => n.to_string(),
-                serde_yaml::Value::Bool(b) => b.to_string(),
-                serde_yaml::Value::Null => {
+                Some(value) => value,
+                // gpbackup reads `key:` with nothing after it as an empty string and
+                // passes it on; for one of our own options it is a mistake.
+                None if OWN_OPTIONS.contains(&key.as_str()) => {
                     bail!("plugin config {where_}: option {key} has no value")
                 }
-                _ => bail!(
-                    "plugin config {where_}: option {key} must be a plain string (gpbackup accepts no lists or maps under options)"
-                ),
+                None => String::new(),
             };
+            if OWN_OPTIONS.contains(&key.as_str()) {
+                yaml::refuse_invisible(text, path, &key, &value)?;
+            }
             options.insert(key, value);
         }
         check_unknown_own_keys(&options, path)?;
@@ -280,35 +274,18 @@ fn refuse_inline_secret(key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuses keys that look like a mistyped option of ours: forwarding `recipient:` to the
-/// inner plugin would otherwise silently mean "no recipients".
+/// Refuses an option name that is a near miss of one of ours: forwarding `recipient:`
+/// to the inner plugin would otherwise silently mean "no recipients". Only true near
+/// misses count, never a name a storage plugin uses: every option of
+/// gpbackup_s3_plugin and of the DD Boost plugin passes (see the tests).
 fn check_unknown_own_keys(options: &BTreeMap<String, String>, path: &Path) -> Result<()> {
     for key in options.keys() {
-        if OWN_OPTIONS.contains(&key.as_str()) {
+        if OWN_OPTIONS.contains(&key.as_str()) || GPBACKUP_OWN_OPTIONS.contains(&key.as_str()) {
             continue;
         }
-        let lower = key.to_ascii_lowercase();
-        // Near misses: a small edit, or one of ours cut short (`stall_timeout`) or
-        // extended (`compression_lvl`); short names only by edit distance. The
-        // closest one is the hint.
-        let near = OWN_OPTIONS
-            .iter()
-            .filter(|own| {
-                lower == **own
-                    || edit_distance(&lower, own) <= 2
-                    || (lower.len() >= 6 && own.starts_with(lower.as_str()))
-                    || (own.len() >= 10 && lower.starts_with(**own))
-            })
-            .min_by_key(|own| edit_distance(&lower, own));
-        let looks_ours = ["recipient", "identit", "inner_", "age_"]
-            .iter()
-            .any(|p| lower.contains(p));
-        if near.is_some() || looks_ours {
-            let hint = near
-                .map(|o| format!("; did you mean {o}?"))
-                .unwrap_or_default();
+        if let Some(own) = near_miss(key) {
             bail!(
-                "plugin config {}: option {key} is not an option of gpbackup_age_plugin{hint} (it would otherwise be passed to the inner plugin)",
+                "plugin config {}: option {key} is not an option of gpbackup_age_plugin; did you mean {own}? (it would otherwise be passed to the inner plugin)",
                 path.display()
             );
         }
@@ -316,6 +293,53 @@ fn check_unknown_own_keys(options: &BTreeMap<String, String>, path: &Path) -> Re
     Ok(())
 }
 
+/// The option of ours that `key` is a near miss of, if any: the same name in another
+/// case or with other separators (`Recipients`, `inner_executable_path`), with an
+/// `age_` prefix (`age_recipients`), a few letters off (`recipient`, `compresion`;
+/// one letter for short names, three for long ones), or cut short to no less than
+/// 8 letters and 60% of it (`identity`, `stall_timeout`). The closest one wins.
+pub fn near_miss(key: &str) -> Option<&'static str> {
+    let squashed = squash(key);
+    let candidates = [
+        Some(squashed.as_str()),
+        squashed.strip_prefix("age"),
+        squashed.strip_prefix("gpbackupageplugin"),
+    ];
+    let mut best: Option<(usize, &'static str)> = None;
+    for candidate in candidates.into_iter().flatten().filter(|c| !c.is_empty()) {
+        for own in OWN_OPTIONS {
+            let target = squash(own);
+            let allowed = match target.len() {
+                n if n >= 15 => 3,
+                n if n >= 8 => 2,
+                _ => 1,
+            };
+            let cut_short = candidate.len() >= 8
+                && target.starts_with(candidate)
+                && candidate.len() * 10 >= target.len() * 6;
+            // The distance is at least the difference in length: most names are far.
+            if !cut_short && candidate.len().abs_diff(target.len()) > allowed {
+                continue;
+            }
+            let distance = edit_distance(candidate, &target);
+            if (distance <= allowed || cut_short) && best.is_none_or(|(d, _)| distance < d) {
+                best = Some((distance, own));
+            }
+        }
+    }
+    best.map(|(_, own)| own)
+}
+
+/// An option name without case and separators: `Inner-Executable_Path` and
+/// `innerexecutablepath` are the same name.
+fn squash(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Levenshtein distance, in characters.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -364,10 +388,6 @@ pub fn expand_env(value: &str, key: &str) -> Result<String> {
     Ok(out)
 }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// The cause of an I/O error without Rust's "(os error N)" suffix.
 pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
@@ -388,6 +408,47 @@ mod tests {
     fn distance() {
         assert_eq!(edit_distance("recipient", "recipients"), 1);
         assert_eq!(edit_distance("bucket", "workers"), 5);
+    }
+
+    #[test]
+    fn near_misses_of_our_names_and_only_those() {
+        for (key, own) in [
+            ("recipient", "recipients"),
+            ("Recipients", "recipients"),
+            ("age_recipients", "recipients"),
+            ("recipients_fille", "recipients_file"),
+            ("identity", "identity_file"),
+            ("identity_files", "identity_file"),
+            ("inner_executable_path", "inner_executablepath"),
+            ("inner-executablepath", "inner_executablepath"),
+            ("inner_executable", "inner_executablepath"),
+            ("compresion_level", "compression_level"),
+            ("compresion", "compression"),
+            ("compression_lvl", "compression_level"),
+            ("stall_timeout", "stall_timeout_seconds"),
+            ("worker", "workers"),
+            ("allow_plaintext", "allow_plaintext_restore"),
+        ] {
+            assert_eq!(near_miss(key), Some(own), "{key}");
+        }
+        // Names storage plugins use (more in tests/field_config.rs), and the option
+        // gpbackup adds under our own plugin name when DD Boost passwords are encrypted.
+        for key in [
+            "storage_unit",
+            "storage_class",
+            "page_size",
+            "package_name",
+            "encryption",
+            "region",
+            "folder",
+            "directory",
+            "remote_directory",
+            "restore_multipart_chunksize",
+            "gpbackup_age_plugin",
+            "pgport",
+        ] {
+            assert_eq!(near_miss(key), None, "{key}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The inner plugin: the real storage plugin we chain to, run as a child process.
 //!
 //! Every call that needs it writes a config of its own for it ([`InnerConfig`]: mode
-//! 0600, a unique name, in `$TMPDIR` or else in `/dev/shm`, removed when the call ends)
-//! holding only the pass-through options, because inner plugins such as
+//! 0600, a unique name, in a directory of ours (0700) under `$TMPDIR` or else under
+//! `/dev/shm`, removed when the call ends, and by the next call if the call was killed:
+//! [`sweep`]) holding only the pass-through options, because inner plugins such as
 //! gpbackup_s3_plugin reject keys they do not know.
 //!
 //! A data-moving child must never see end-of-file on its stdin unless the stream is
@@ -17,10 +18,12 @@
 //!   write end of its stdin and kills its group if we die, even by SIGKILL, before that
 //!   write end closes.
 //!
-//! An optional stall timeout turns a hung child into an error ([`Watchdog`]).
+//! An optional stall timeout turns a child that makes no progress into an error
+//! ([`Watchdog`]).
 
 mod guard;
 pub mod keeper;
+mod sweep;
 mod watchdog;
 
 use std::fs::File;
@@ -43,10 +46,12 @@ const SHM_DIR: &str = "/dev/shm";
 /// Pipe capacity asked for between us and the child: fewer, larger transfers.
 const PIPE_SIZE: usize = 1 << 20;
 
-/// The config file written for one call of the inner plugin; removed on drop, and by
-/// the signal guard if we are told to stop.
+/// The config file written for one call of the inner plugin; removed on drop, by the
+/// signal guard if we are told to stop, and otherwise by the next call in the same
+/// directory ([`sweep`]): we hold a lock on it for as long as we live.
 pub struct InnerConfig {
-    file: tempfile::TempPath,
+    file: tempfile::NamedTempFile,
+    dir: PathBuf,
 }
 
 impl InnerConfig {
@@ -69,27 +74,39 @@ impl InnerConfig {
             text.push_str(&format!("  {key}: {}\n", yaml_quote(value)));
         }
         // tempfile creates the file with O_EXCL and mode 0600 under a random name.
+        let prefix = format!("{}{}-", sweep::PREFIX, std::process::id());
         let mut builder = tempfile::Builder::new();
-        builder.prefix("gpbackup_age_plugin_inner_").suffix(".yaml");
-        let mut file = in_temp_dir(|dir| builder.tempfile_in(dir))
-            .context("cannot create the inner plugin's config in the temp directory")?;
+        builder.prefix(&prefix).suffix(sweep::SUFFIX);
+        let (mut file, dir) = in_temp_dir(|parent| {
+            let dir = sweep::private_dir(parent);
+            Ok((builder.tempfile_in(&dir)?, dir))
+        })
+        .context("cannot create the inner plugin's config in the temp directory")?;
         guard::track_file(file.path());
+        // Locked before it holds anything; a file system without locks only means a
+        // config of ours killed with us is not swept.
+        let _ = sweep::lock(file.as_file());
         file.write_all(text.as_bytes())
             .and_then(|_| file.flush())
             .context("cannot write the inner plugin's config")?;
-        Ok(InnerConfig {
-            file: file.into_temp_path(),
-        })
+        Ok(InnerConfig { file, dir })
     }
 
     pub fn path(&self) -> &Path {
-        &self.file
+        self.file.path()
+    }
+
+    /// Removes the configs of calls killed before they could (see [`sweep`]), once per
+    /// process.
+    fn sweep_leftovers(&self) {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| sweep::sweep(&self.dir, self.path()));
     }
 }
 
 impl Drop for InnerConfig {
     fn drop(&mut self) {
-        guard::untrack_file(&self.file);
+        guard::untrack_file(self.file.path());
     }
 }
 
@@ -185,6 +202,7 @@ impl InnerPlugin {
         // either (see docs/RELIABILITY.md).
         guard::install();
         crate::log::warm_up();
+        self.config.sweep_leftovers();
         let stderr = match file {
             Some(file) => StderrCapture::File(file),
             None => StderrCapture::drain(child.stderr.take(), hold),
@@ -371,10 +389,7 @@ impl Running {
     fn check(&self, status: ExitStatus, stderr: &str, stderr_is_failure: bool) -> Result<()> {
         let what = &self.what;
         if let Some(limit) = self.watchdog.stalled() {
-            return Err(anyhow!(
-                "{what} stalled: no data moved for {} s (stall_timeout_seconds), so it was killed",
-                limit.as_secs()
-            ));
+            return Err(anyhow!(watchdog::stalled_message(what, limit)));
         }
         let said = if stderr.is_empty() {
             String::new()
@@ -450,11 +465,7 @@ impl Running {
                 self.kill();
                 let stderr = self.collect_stderr();
                 if let Some(limit) = self.watchdog.stalled() {
-                    return Stopped::Failed(anyhow!(
-                        "{} stalled: no data moved for {} s (stall_timeout_seconds), so it was killed",
-                        self.what,
-                        limit.as_secs()
-                    ));
+                    return Stopped::Failed(anyhow!(watchdog::stalled_message(&self.what, limit)));
                 }
                 if stderr.is_empty() {
                     Stopped::Quietly

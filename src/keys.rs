@@ -6,16 +6,28 @@
 //!
 //! Key types: X25519 (`age1…`) and SSH keys through the age crate; the hybrid
 //! post-quantum type (`age1pq1…`) in [`mlkem768x25519`], until the age crate has it.
+//!
+//! Key files are read as age reads them (age's `ParseIdentities` and recipients-file
+//! parser, and the age crate's `IdentityFile`): one key per line, CRLF line ends,
+//! blank lines and `#` comments. Beyond that we accept a UTF-8 byte-order mark (or
+//! UTF-16, see [`crate::text`]), spaces and tabs around a key and indented comments,
+//! which stock `age` refuses: for an identity file the call log then says so, since
+//! `age -d -i` may one day have to read it. An invisible character in a key line (a
+//! zero-width space, a no-break space) is refused and named: "line 3 has a zero-width
+//! space (U+200B)". Reading, decoding and splitting key files happens here only.
 
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use age::{Identity, Recipient};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use zeroize::Zeroizing;
+
+use crate::config::io_reason;
+use crate::text;
 
 pub mod mlkem768x25519;
 
@@ -54,44 +66,47 @@ pub fn parse_recipient(text: &str) -> Result<Box<dyn Recipient>, String> {
     }
 }
 
-/// Recipients from the `recipients` option (separated by commas or newlines) and the
-/// `recipients_file` option (one per line, `#` comments), in that order.
+/// The recipients the `recipients` option (separated by commas or newlines) and the
+/// `recipients_file` option (one per line, `#` comments) name, as text, in that order.
+pub fn recipient_texts(inline: Option<&str>, file: Option<&Path>) -> Result<Vec<String>> {
+    let mut out: Vec<String> = inline
+        .into_iter()
+        .flat_map(|spec| spec.split([',', '\n']))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if let Some(path) = file {
+        let what = format!("option recipients_file: {}", path.display());
+        let text = read_key_file(path, &what)?;
+        let lines = key_lines(&text).map_err(|e| anyhow!("{what}: {e}"))?;
+        out.extend(lines.into_iter().map(|(_, line)| line.to_string()));
+    }
+    Ok(out)
+}
+
+/// Recipients from the `recipients` and `recipients_file` options, parsed, in the
+/// order of [`recipient_texts`].
 pub fn load_recipients(
     inline: Option<&str>,
     file: Option<&Path>,
 ) -> Result<Vec<Box<dyn Recipient>>> {
     let mut recipients = Vec::new();
     // (where it was given, the recipient), for the rule against mixing kinds.
-    let mut given: Vec<(String, &str)> = Vec::new();
+    let mut given: Vec<(String, String)> = Vec::new();
     if let Some(spec) = inline {
-        for item in spec
-            .split([',', '\n'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            recipients.push(
-                parse_recipient(item).map_err(|e| anyhow::anyhow!("option recipients: {e}"))?,
-            );
+        for item in recipient_texts(Some(spec), None)? {
+            recipients.push(parse_recipient(&item).map_err(|e| anyhow!("option recipients: {e}"))?);
             given.push(("option recipients".into(), item));
         }
     }
-    let text;
     if let Some(path) = file {
-        text = fs::read_to_string(path)
-            .with_context(|| format!("option recipients_file: cannot read {}", path.display()))?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            recipients.push(parse_recipient(line).map_err(|e| {
-                anyhow::anyhow!(
-                    "option recipients_file: {} line {}: {e}",
-                    path.display(),
-                    n + 1
-                )
-            })?);
-            given.push((format!("{} line {}", path.display(), n + 1), line));
+        let what = format!("option recipients_file: {}", path.display());
+        let text = read_key_file(path, &what)?;
+        let lines = key_lines(&text).map_err(|e| anyhow!("{what}: {e}"))?;
+        for (n, line) in lines {
+            recipients.push(parse_recipient(line).map_err(|e| anyhow!("{what} line {n}: {e}"))?);
+            given.push((format!("{} line {n}", path.display()), line.to_string()));
         }
     }
     if recipients.is_empty() {
@@ -104,14 +119,14 @@ pub fn load_recipients(
 /// Refuses post-quantum and classic recipients together, as Go age 1.3 does (the
 /// header writer enforces the same rule through age's recipient labels; this names the
 /// recipients, at config load, before any data moves).
-fn check_one_kind(given: &[(String, &str)]) -> Result<()> {
+fn check_one_kind(given: &[(String, String)]) -> Result<()> {
     let (pq, classic): (Vec<_>, Vec<_>) = given
         .iter()
         .partition(|(_, r)| r.starts_with(mlkem768x25519::RECIPIENT_PREFIX));
     if pq.is_empty() || classic.is_empty() {
         return Ok(());
     }
-    let list = |v: &[&(String, &str)]| {
+    let list = |v: &[&(String, String)]| {
         v.iter()
             .map(|(at, r)| format!("{} ({at})", abbreviate(r)))
             .collect::<Vec<_>>()
@@ -124,108 +139,174 @@ fn check_one_kind(given: &[(String, &str)]) -> Result<()> {
     )
 }
 
+/// Where a keyring's files were named, for messages: the `identity_file` option of the
+/// config, or the `--identity` flag of an operator command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOrigin {
+    IdentityFileOption,
+    IdentityFlag,
+}
+
+impl KeyOrigin {
+    /// "option identity_file" or "--identity".
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyOrigin::IdentityFileOption => "option identity_file",
+            KeyOrigin::IdentityFlag => "--identity",
+        }
+    }
+}
+
 /// What loading a keyring noticed that an operator should know, without failing.
 #[derive(Default)]
 pub struct KeyringWarnings(pub Vec<String>);
 
-/// Loads every identity of every file of the keyring, in order.
-pub fn load_identities(
-    paths: &[std::path::PathBuf],
+/// Loads every identity of every file of the keyring named by the `identity_file`
+/// option, in order.
+pub fn load_identities(paths: &[PathBuf]) -> Result<(Vec<Box<dyn Identity>>, KeyringWarnings)> {
+    load_identities_from(paths, KeyOrigin::IdentityFileOption)
+}
+
+/// [`load_identities`] for files named by `origin`; every message names that origin.
+pub fn load_identities_from(
+    paths: &[PathBuf],
+    origin: KeyOrigin,
 ) -> Result<(Vec<Box<dyn Identity>>, KeyringWarnings)> {
     let mut identities = Vec::new();
     let mut warnings = KeyringWarnings::default();
     if paths.is_empty() {
-        bail!("no identity: set option identity_file to the age identity file that decrypts these backups (needed on restore hosts only)");
+        match origin {
+            KeyOrigin::IdentityFileOption => bail!("no identity: set option identity_file to the age identity file that decrypts these backups (needed on restore hosts only)"),
+            KeyOrigin::IdentityFlag => bail!("no identity: pass --identity FILE, the age identity file that decrypts these backups (or set option identity_file in the config)"),
+        }
     }
     for path in paths {
-        let mut file = fs::File::open(path)
-            .with_context(|| format!("option identity_file: cannot read {}", path.display()))?;
-        let meta = file
-            .metadata()
-            .with_context(|| format!("option identity_file: cannot stat {}", path.display()))?;
-        if !meta.is_file() {
-            bail!(
-                "option identity_file: {} is not a regular file",
-                path.display()
-            );
-        }
-        if meta.permissions().mode() & 0o077 != 0 {
+        let what = format!("{} {}", origin.name(), path.display());
+        let bytes = read_key_bytes(path, &what)?;
+        let text = text::decode(&bytes).map_err(|e| anyhow!("{what}: {e}"))?;
+        let mode = fs::metadata(path).map_or(0, |m| m.permissions().mode());
+        if mode & 0o077 != 0 {
             warnings.0.push(format!(
                 "identity file {} is readable by group or others (mode {:o}); chmod 600 it",
                 path.display(),
-                meta.permissions().mode() & 0o777
+                mode & 0o777
             ));
         }
-        let mut bytes = Zeroizing::new(Vec::new());
-        file.read_to_end(&mut bytes)
-            .with_context(|| format!("option identity_file: cannot read {}", path.display()))?;
-        identities.extend(parse_identities(&bytes, path)?);
+        let (parsed, mut lenient) = parse_identities(&text, path, &what)?;
+        if [&b"\xEF\xBB\xBF"[..], b"\xFF\xFE", b"\xFE\xFF"]
+            .iter()
+            .any(|mark| bytes.starts_with(mark))
+        {
+            lenient = Some("a byte-order mark");
+        }
+        if let Some(what_age_refuses) = lenient {
+            warnings.0.push(format!(
+                "identity file {} has {what_age_refuses}, which this plugin ignores but stock `age -d -i` refuses; save it without, so it also works for recovery with stock tools",
+                path.display()
+            ));
+        }
+        identities.extend(parsed);
     }
     Ok((identities, warnings))
 }
 
-fn parse_identities(bytes: &[u8], path: &Path) -> Result<Vec<Box<dyn Identity>>> {
-    let name = path.display();
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("option identity_file: {name} is not a text identity file"))?;
+/// The decoded text of a key file (zeroized when dropped); `what` names it in errors.
+pub fn read_key_file(path: &Path, what: &str) -> Result<Zeroizing<String>> {
+    let bytes = read_key_bytes(path, what)?;
+    text::decode(&bytes).map_err(|e| anyhow!("{what}: {e}"))
+}
+
+/// The bytes of a key file (zeroized when dropped).
+fn read_key_bytes(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let cannot = |e: std::io::Error| anyhow!("{what}: cannot read it: {}", io_reason(&e));
+    let mut file = fs::File::open(path).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        bail!("{what}: cannot read it: not a regular file");
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.read_to_end(&mut bytes).map_err(cannot)?;
+    Ok(bytes)
+}
+
+/// The lines of a key file that hold a key, with their 1-based numbers: blank lines
+/// and `#` comments are skipped, and ASCII spaces and tabs around a key dropped. A line
+/// with an invisible character is refused, naming it.
+pub fn key_lines(text: &str) -> Result<Vec<(usize, &str)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text::lines(text) {
+        let line = line.trim_matches([' ', '\t']);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(what) = text::first_invisible(line) {
+            return Err(format!("line {n} has {what}; delete it"));
+        }
+        out.push((n, line));
+    }
+    Ok(out)
+}
+
+/// What in a key file's text (a byte-order mark aside) stock age refuses although we
+/// accept it, if anything.
+fn beyond_age(text: &str) -> Option<&'static str> {
+    text::lines(text).find_map(|(_, line)| {
+        let trimmed = line.trim_matches([' ', '\t']);
+        (trimmed.len() != line.len() && !trimmed.is_empty())
+            .then_some("spaces or tabs around a line")
+    })
+}
+
+type Identities = Vec<Box<dyn Identity>>;
+
+/// The identities of one identity file's text: an OpenSSH private key, or age identity
+/// lines (`AGE-SECRET-KEY-1…`). Also returns what about the file stock age refuses.
+fn parse_identities(
+    text: &str,
+    path: &Path,
+    what: &str,
+) -> Result<(Identities, Option<&'static str>)> {
     if text.contains("-----BEGIN") {
-        let key = age::ssh::Identity::from_buffer(bytes, Some(path.display().to_string()))
-            .map_err(|e| {
-                anyhow::anyhow!("option identity_file: {name} is not a usable SSH private key: {e}")
-            })?;
+        let key =
+            age::ssh::Identity::from_buffer(text.as_bytes(), Some(path.display().to_string()))
+                .map_err(|e| anyhow!("{what} is not a usable SSH private key: {e}"))?;
         return match key {
-            age::ssh::Identity::Unencrypted(_) => Ok(vec![Box::new(key)]),
+            age::ssh::Identity::Unencrypted(_) => Ok((vec![Box::new(key)], None)),
             age::ssh::Identity::Encrypted(_) => bail!(
-                "option identity_file: {name} is a passphrase-protected SSH key, which a plugin cannot unlock; use an age identity (age-keygen) or an unencrypted copy of the key kept 0600 on the restore host"
+                "{what} is a passphrase-protected SSH key, which a plugin cannot unlock; use an age identity (age-keygen) or an unencrypted copy of the key kept 0600 on the restore host"
             ),
             age::ssh::Identity::Unsupported(_) => {
-                bail!("option identity_file: {name} is an SSH key of a type age does not support (use ed25519 or RSA)")
+                bail!("{what} is an SSH key of a type age does not support (use ed25519 or RSA)")
             }
         };
     }
-    let mut pq_identities = Vec::new();
-    let rest = take_pq_identities(text, path, &mut pq_identities)?;
-    let mut identities = age::IdentityFile::from_buffer(rest.as_bytes())
-        .map_err(|e| {
-            anyhow::anyhow!("option identity_file: {name} is not an age identity file: {e}")
-        })?
-        .into_identities()
-        .map_err(|e| anyhow::anyhow!("option identity_file: {name}: {e}"))?;
-    identities.extend(pq_identities);
-    if identities.is_empty() {
-        bail!("option identity_file: {name} holds no identity (expected AGE-SECRET-KEY-… lines from age-keygen)");
-    }
-    Ok(identities)
-}
-
-/// Parses the post-quantum identity lines (`AGE-SECRET-KEY-PQ-1…`, which the age crate's
-/// identity-file parser does not know) into `pq` and returns the rest of the file, those
-/// lines blanked so that the age crate's line numbers stay right. Post-quantum
-/// identities therefore come after the file's other identities, in file order.
-fn take_pq_identities(
-    text: &str,
-    path: &Path,
-    pq: &mut Vec<Box<dyn Identity>>,
-) -> Result<Zeroizing<String>> {
-    // Room for a final newline too, so the buffer never reallocates (and never leaves
-    // an unzeroized copy behind).
-    let mut rest = Zeroizing::new(String::with_capacity(text.len() + 1));
-    for (n, line) in text.lines().enumerate() {
-        if line.starts_with(mlkem768x25519::IDENTITY_PREFIX) {
-            let identity = mlkem768x25519::Identity::from_str(line).map_err(|e| {
-                anyhow::anyhow!(
-                    "option identity_file: {} line {}: not a valid post-quantum identity (AGE-SECRET-KEY-PQ-1…): {e}",
-                    path.display(),
-                    n + 1
-                )
-            })?;
-            pq.push(Box::new(identity));
-        } else {
-            rest.push_str(line);
+    let mut identities: Vec<Box<dyn Identity>> = Vec::new();
+    for (n, line) in key_lines(text).map_err(|e| anyhow!("{what}: {e}"))? {
+        if line.starts_with("age1") {
+            bail!("{what} holds a recipient (a public key, age1…) on line {n}, not an identity: give the identity file (AGE-SECRET-KEY-… lines, written by age-keygen or gpbackup_age_plugin keygen)");
         }
-        rest.push('\n');
+        if line.starts_with("ssh-") {
+            bail!("{what} is an SSH public key, not a private key: give the private key file (the one without .pub)");
+        }
+        // Parsed from a zeroizing copy; the error never echoes the line.
+        let line = Zeroizing::new(line.to_string());
+        if line.starts_with(mlkem768x25519::IDENTITY_PREFIX) {
+            let identity = mlkem768x25519::Identity::from_str(&line).map_err(|e| {
+                anyhow!("{what} line {n}: not a valid post-quantum identity (AGE-SECRET-KEY-PQ-1…): {e}")
+            })?;
+            identities.push(Box::new(identity));
+            continue;
+        }
+        match age::x25519::Identity::from_str(&line) {
+            Ok(identity) => identities.push(Box::new(identity)),
+            Err(_) => bail!(
+                "{what} is not an age identity file: line {n} is not an identity (expected AGE-SECRET-KEY-… lines from age-keygen)"
+            ),
+        }
     }
-    Ok(rest)
+    if identities.is_empty() {
+        bail!("{what} holds no identity (expected AGE-SECRET-KEY-… lines from age-keygen)");
+    }
+    Ok((identities, beyond_age(text)))
 }
 
 /// Shortens a long key for an error message.
@@ -234,5 +315,32 @@ fn abbreviate(text: &str) -> String {
         format!("{}…", text.chars().take(40).collect::<String>())
     } else {
         text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_lines_as_people_save_them() {
+        let text = "# created: x\r\n\r\n  AGE-SECRET-KEY-1AB \t\r\n\t# indented comment\nage1cd\n";
+        assert_eq!(
+            key_lines(text).unwrap(),
+            vec![(3, "AGE-SECRET-KEY-1AB"), (5, "age1cd")]
+        );
+        assert_eq!(
+            key_lines("# c\nage1cd\u{200B}\n").unwrap_err(),
+            "line 2 has a zero-width space (U+200B); delete it"
+        );
+        assert_eq!(
+            key_lines("age1cd\u{A0}\n").unwrap_err(),
+            "line 1 has a no-break space (U+00A0); delete it"
+        );
+        assert_eq!(
+            beyond_age("# c\r\nAGE \r\n"),
+            Some("spaces or tabs around a line")
+        );
+        assert_eq!(beyond_age("# c\r\n\r\nAGE\r\n"), None);
     }
 }

@@ -11,6 +11,8 @@
 //! - [`log`]: the per-call log file.
 //! - [`read_buf`]: a backup's input buffers, aligned so the kernel copies into them at
 //!   full speed.
+//! - [`text`]: text files as people save them (byte-order marks, CRLF, invisible
+//!   characters), for the config and the key files.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,7 @@ pub mod log;
 pub mod object;
 pub mod pipeline;
 pub mod read_buf;
+pub mod text;
 
 /// Folds a message onto one line (errors must be one line on stderr).
 pub fn one_line(text: &str) -> String {

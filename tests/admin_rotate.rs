@@ -255,6 +255,15 @@ fn interrupted_rotation_with_a_naive_inner_plugin_loses_nothing_and_a_rerun_comp
             .contains("11 object(s) failed"),
         "{err}"
     );
+    // Failures a re-run can finish say so.
+    assert!(
+        err.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .contains("re-run the same command to finish"),
+        "{err}"
+    );
 
     // 2. Re-run with an inner plugin that still fails one object half-way: the others
     // complete, the damaged ones from the copies the first run kept.
@@ -407,6 +416,12 @@ fn rotation_errors_name_the_object_or_option() {
         err.contains(&format!("rotate {TS1}: cannot read gpbackup_{TS1}_config.yaml of backup {TS1}: no identity in the keyring opens it")),
         "{err}"
     );
+    // Running the same command again cannot help a keyring that opens nothing, nor a
+    // timestamp with no backup: no "re-run" for those.
+    assert!(!err.contains("re-run"), "{err}");
+    let out = rotate(&h, &[], &["20240101010101"]);
+    assert!(!out.status.success());
+    assert!(!stderr(&out).contains("re-run"), "{}", stderr(&out));
 
     // One object encrypted to someone else: only that object fails, by name.
     let victim = &set.data_objects()[0].to_string();
@@ -427,6 +442,12 @@ fn rotation_errors_name_the_object_or_option() {
         stdout(&out).contains("11 re-wrapped, 0 already done, 1 failed"),
         "{}",
         stdout(&out)
+    );
+    let last = err.trim_end().lines().last().unwrap().to_string();
+    assert!(!last.contains("re-run the same command"), "{last}");
+    assert!(
+        last.contains("no identity of the keyring opens it: add the identity that opens them (--identity FILE"),
+        "{last}"
     );
 
     // Bad command lines.

@@ -95,7 +95,7 @@ fn verify_with_another_identity_answers_whether_that_key_reads_the_backup() {
     assert!(err.contains("no identity in the keyring opens it"), "{err}");
     assert_fails_with(
         &verify(&h, &["--identity", "/nonexistent/key.txt"]),
-        "cannot read /nonexistent/key.txt",
+        "--identity /nonexistent/key.txt: cannot read it: no such file",
     );
 }
 

@@ -506,7 +506,9 @@ fn a_reader_that_stops_early_is_not_an_error() {
                 w.h.write_config(&[("allow_plaintext_restore", "on")]);
             }
             let offsets = w.h.path().join("offsets");
-            std::fs::write(&offsets, "2 100 200 3000000 3000100").unwrap();
+            // More than any pipe holds, so the reader is gone before the last write
+            // whatever the scheduling.
+            std::fs::write(&offsets, "2 100 1000100 3000000 4000000").unwrap();
             let call = match cmd {
                 Cmd::RestoreSubset => format!(
                     "restore_data_subset {} {} {}",
@@ -794,23 +796,7 @@ fn backup_in_flight() -> InFlight {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&random_bytes(3 << 20, 9)).unwrap();
-    let dir = h.stored(&key).parent().unwrap().to_path_buf();
-    let mut found = None;
-    wait_until("the inner plugin receives data", || {
-        found = files_in(&dir)
-            .into_iter()
-            .find(|p| is_inner_tmp(p) && std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
-        found.is_some()
-    });
-    let inner_pid: u32 = found
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .rsplit_once(".tmp.")
-        .unwrap()
-        .1
-        .parse()
-        .unwrap();
+    let inner_pid = inner_writer_pid(&h, &key);
     // The inner plugin runs in a process group of its own (its keeper's), not ours.
     let inner_group = group_of(inner_pid).expect("inner plugin not running");
     assert_ne!(inner_group, group_of(child.id()).unwrap());

@@ -255,7 +255,12 @@ fn no_identity_material_reaches_logs_stderr_or_the_inner_plugin() {
             &secrets,
         );
     }
-    let tmp = tmpdir(&h);
+    // Inner configs live in a directory of ours under $TMPDIR, mode 0700.
+    let tmp = tmpdir(&h).join(format!(
+        "gpbackup_age_plugin-{}",
+        rustix::process::geteuid().as_raw()
+    ));
+    assert_eq!(mode_of(&tmp), 0o700);
     let mut names = std::collections::BTreeSet::new();
     for meta in metas {
         let text = std::fs::read_to_string(meta).unwrap();

@@ -125,7 +125,8 @@ pub fn describe(
         return Ok((lines, None));
     }
 
-    let (identities, _warnings) = keys::load_identities(identity_files)?;
+    let (identities, _warnings) =
+        keys::load_identities_from(identity_files, keys::KeyOrigin::IdentityFlag)?;
     let labels = identity_labels(identity_files);
     let which = match which_identity(&header, &identities) {
         Ok(i) => i,

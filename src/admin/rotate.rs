@@ -30,7 +30,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -96,6 +96,9 @@ struct Ctx<'a> {
     force: bool,
     check: Check,
     progress: &'a Progress,
+    /// Objects that failed because no identity of the keyring opens them: running
+    /// the same command again cannot help those.
+    unopenable: &'a AtomicUsize,
 }
 
 /// Runs `rotate`.
@@ -123,6 +126,7 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
 
     let mut failed_objects = 0usize;
     let mut failed_sets = 0usize;
+    let unopenable = AtomicUsize::new(0);
     for ts in &args.timestamps {
         let Some(set) = discover_or_report(&store, ts, &keys.identities, "rotate") else {
             failed_sets += 1;
@@ -150,6 +154,7 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
                 Check::Ends
             },
             progress: &progress,
+            unopenable: &unopenable,
         };
         let outcomes = for_each_parallel(
             &set.objects,
@@ -188,10 +193,25 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
     }
     if let Some(tally) = failure_tally(failed_objects, failed_sets) {
         bail!(
-            "rotate: {tally}; re-run the same command to finish (objects already done are skipped)"
+            "rotate: {tally}{}",
+            what_next(failed_objects, unopenable.into_inner())
         );
     }
     Ok(())
+}
+
+/// What to do about the failures of a run, for its closing line: a re-run is offered
+/// only where it can help, i.e. for objects that failed for another reason than the
+/// keyring. Backup sets that could not be read (a wrong timestamp, metadata the keyring
+/// does not open) have had their own line already.
+fn what_next(failed_objects: usize, unopenable: usize) -> String {
+    let keyring = "add the identity that opens them (--identity FILE, or identity_file in the config) and run rotate again";
+    match (failed_objects - unopenable, unopenable) {
+        (0, 0) => "; see the lines above (check the timestamps, and that the keyring opens each set's gpbackup_<ts>_config.yaml)".into(),
+        (0, n) => format!("; no identity of the keyring opens {}: {keyring}", if n == 1 { "it" } else { "them" }),
+        (_, 0) => "; re-run the same command to finish (objects already done are skipped)".into(),
+        (_, n) => format!("; re-run the same command to finish (objects already done are skipped); {n} of them no identity of the keyring opens: {keyring}"),
+    }
 }
 
 fn summary(
@@ -294,6 +314,9 @@ fn rotate_object(ctx: &Ctx, keys: &mut Keys, name: &str) -> Outcome {
             outcome
         }
         Err(e) => {
+            if e.chain().any(|cause| cause.is::<KeyringCannotOpen>()) {
+                ctx.unopenable.fetch_add(1, Ordering::Relaxed);
+            }
             let e = crate::one_line(&format!("{e:#}"));
             log.finish(&Err(anyhow!("{e}")));
             Outcome::Failed(e)
@@ -309,14 +332,26 @@ struct Moved {
     written: AtomicU64,
 }
 
+/// An object that no identity of the keyring opens.
+#[derive(Debug)]
+struct KeyringCannotOpen(String);
+
+impl std::fmt::Display for KeyringCannotOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KeyringCannotOpen {}
+
 /// Explains a header that would not open, with what to do about it during a rotation.
-fn rotation_problem(e: &HeaderError) -> String {
+fn rotation_problem(e: &HeaderError) -> anyhow::Error {
     match e {
-        HeaderError::NoMatchingKey => format!(
+        HeaderError::NoMatchingKey => anyhow::Error::new(KeyringCannotOpen(format!(
             "{} (if an earlier rotation already re-wrapped it, keep the new identity in identity_file or pass it with --identity)",
             header_problem(e)
-        ),
-        other => header_problem(other),
+        ))),
+        other => anyhow!("{}", header_problem(other)),
     }
 }
 
@@ -436,7 +471,7 @@ fn fetch_to_stage(
     }
     let file_key = match header.unwrap_file_key(&keys.identities) {
         Ok(key) => key,
-        Err(e) => return Err(fetch.abort(anyhow!("{}", rotation_problem(&e)))),
+        Err(e) => return Err(fetch.abort(rotation_problem(&e))),
     };
     let mut file = match create_private(path) {
         Ok(f) => f,
@@ -506,7 +541,7 @@ fn rewrapped_from_file(keys: &Keys, orig: &Path, writer: &mut dyn Write) -> Resu
 fn rewrap(header: &Header, keys: &Keys) -> Result<Vec<u8>> {
     let file_key = header
         .unwrap_file_key(&keys.identities)
-        .map_err(|e| anyhow!("{}", rotation_problem(&e)))?;
+        .map_err(|e| rotation_problem(&e))?;
     let new_header = Header::wrap(&file_key, &keys.recipients).map_err(|e| anyhow!(e))?;
     Ok(new_header.encode())
 }
@@ -610,7 +645,7 @@ fn streaming(ctx: &Ctx, keys: &Keys, name: &str, moved: &Moved) -> Result<Outcom
         Mode::Rewrap => {
             let file_key = match header.unwrap_file_key(&keys.identities) {
                 Ok(key) => key,
-                Err(e) => return Err(fetch.abort(anyhow!("{}", rotation_problem(&e)))),
+                Err(e) => return Err(fetch.abort(rotation_problem(&e))),
             };
             let new_header = match Header::wrap(&file_key, &keys.recipients) {
                 Ok(h) => h.encode(),

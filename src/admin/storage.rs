@@ -55,28 +55,13 @@ pub fn key_id(recipient: &str) -> String {
 }
 
 /// The recipients the config names, as strings, in the order `keys::load_recipients`
-/// reads them (`recipients`, then `recipients_file`).
+/// reads them (`recipients`, then `recipients_file`); none if they cannot be read.
 pub fn recipient_strings(config: &PluginConfig) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(spec) = config.recipients.as_deref() {
-        out.extend(
-            spec.split([',', '\n'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from),
-        );
-    }
-    if let Some(path) = config.recipients_file.as_deref() {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            out.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(String::from),
-            );
-        }
-    }
-    out
+    keys::recipient_texts(
+        config.recipients.as_deref(),
+        config.recipients_file.as_deref(),
+    )
+    .unwrap_or_default()
 }
 
 /// The key ids of the config's recipients, sorted: what a set of recipients is known
@@ -92,33 +77,25 @@ pub fn recipients_fingerprint(config: &PluginConfig) -> Vec<String> {
 }
 
 /// One label per identity of a keyring, in the order `keys::load_identities` loads
-/// them (per file, post-quantum identities after the others): `key <id>` for X25519
+/// them (per file, in file order): `key <id>` for X25519
 /// and post-quantum identities (the key id of its recipient), a description otherwise.
 /// Only used in reports; the secret lines are zeroized.
 pub fn identity_labels(paths: &[PathBuf]) -> Vec<String> {
     use std::str::FromStr;
     let mut labels = Vec::new();
     for path in paths {
-        let Ok(bytes) = std::fs::read(path).map(zeroize::Zeroizing::new) else {
-            continue;
-        };
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            labels.push(format!("identity in {}", path.display()));
+        let Ok(text) = keys::read_key_file(path, "") else {
             continue;
         };
         if text.contains("-----BEGIN") {
             labels.push(format!("ssh key {}", path.display()));
             continue;
         }
-        let mut pq_labels = Vec::new();
-        for line in text.lines() {
-            let line = zeroize::Zeroizing::new(line.trim().to_string());
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
+        for (_, line) in keys::key_lines(&text).unwrap_or_default() {
+            let line = zeroize::Zeroizing::new(line.to_string());
             if line.starts_with(keys::mlkem768x25519::IDENTITY_PREFIX) {
                 if let Ok(id) = keys::mlkem768x25519::Identity::from_str(&line) {
-                    pq_labels.push(format!("key {}", key_id(&id.to_public().to_string())));
+                    labels.push(format!("key {}", key_id(&id.to_public().to_string())));
                 }
                 continue;
             }
@@ -127,7 +104,6 @@ pub fn identity_labels(paths: &[PathBuf]) -> Vec<String> {
                 Err(_) => labels.push(format!("identity in {}", path.display())),
             }
         }
-        labels.append(&mut pq_labels);
     }
     labels
 }
@@ -143,6 +119,8 @@ pub struct Keys {
 #[derive(Clone)]
 pub struct KeySource {
     pub identity_files: Vec<PathBuf>,
+    /// Where the keyring was named (for messages): `--identity` or `identity_file`.
+    pub origin: keys::KeyOrigin,
     pub config: PluginConfig,
     pub with_recipients: bool,
 }
@@ -150,12 +128,17 @@ pub struct KeySource {
 impl KeySource {
     /// The keyring: `--identity` files when given, else the config's `identity_file`.
     pub fn new(config: &PluginConfig, override_files: &[PathBuf], with_recipients: bool) -> Self {
+        let (identity_files, origin) = if override_files.is_empty() {
+            (
+                config.identity_files.clone(),
+                keys::KeyOrigin::IdentityFileOption,
+            )
+        } else {
+            (override_files.to_vec(), keys::KeyOrigin::IdentityFlag)
+        };
         KeySource {
-            identity_files: if override_files.is_empty() {
-                config.identity_files.clone()
-            } else {
-                override_files.to_vec()
-            },
+            identity_files,
+            origin,
             config: config.clone(),
             with_recipients,
         }
@@ -163,7 +146,13 @@ impl KeySource {
 
     /// Loads the keys; warnings about the keyring (file modes) are returned.
     pub fn load(&self) -> Result<(Keys, Vec<String>)> {
-        let (identities, warnings) = keys::load_identities(&self.identity_files)?;
+        // An operator command with no keyring at all is told about --identity too.
+        let origin = if self.identity_files.is_empty() {
+            keys::KeyOrigin::IdentityFlag
+        } else {
+            self.origin
+        };
+        let (identities, warnings) = keys::load_identities_from(&self.identity_files, origin)?;
         let recipients = if self.with_recipients {
             keys::load_recipients(
                 self.config.recipients.as_deref(),

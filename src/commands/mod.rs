@@ -1,5 +1,6 @@
 //! The command layer: each plugin API command as gpbackup calls it.
 
+mod feeder;
 mod forward;
 mod transfer;
 

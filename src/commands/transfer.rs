@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::feeder::{self, Feeder};
 use super::{logged, object_name};
 use crate::age_file::{AgeInput, Encoding};
 use crate::config::{io_reason, PluginConfig};
@@ -25,9 +26,13 @@ use crate::pipeline::{self, ByteRanges, DecodeOptions, EncodeOptions, DEFAULT_FR
 
 /// backup_data: stdin to the inner plugin's backup_data under the same key.
 pub fn backup_data(config_path: &Path, key: &str) -> Result<()> {
+    // Who feeds us, as it was at the start: at end of input its state tells an abort
+    // from a complete stream (see `feeder`).
+    let feeder = Feeder::at_start();
     logged("backup_data", key, |log| {
         let stdin = io::stdin().lock();
-        backup(config_path, key, stdin, log).with_context(|| format!("backup_data {key}"))
+        backup(config_path, key, stdin, Some(&feeder), log)
+            .with_context(|| format!("backup_data {key}"))
     })
 }
 
@@ -45,7 +50,7 @@ pub fn backup_file(config_path: &Path, path: &Path) -> Result<()> {
         if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
             bail!("backup_file {}: not a regular file", path.display());
         }
-        backup(config_path, &key, file, log)
+        backup(config_path, &key, file, None, log)
             .with_context(|| format!("backup_file {}", path.display()))
     })
 }
@@ -54,6 +59,7 @@ fn backup(
     config_path: &Path,
     key: &str,
     mut input: impl io::Read,
+    feeder: Option<&Feeder>,
     log: &mut CallLog,
 ) -> Result<()> {
     let config = PluginConfig::load(config_path)?;
@@ -84,6 +90,7 @@ fn backup(
         let (_, report) = pipeline::encode(&head[..], &mut sealed, name, &recipients, &opts)
             .map_err(|e| anyhow!(e))?;
         log_encoded(log, &report);
+        feeder::check(feeder)?;
         return inner.write_whole("backup_data", &[key], &sealed);
     }
     // Counted as they move, for the log line of a call that fails half way.
@@ -102,7 +109,14 @@ fn backup(
     match encoded {
         Ok((_, report)) => {
             log_encoded(log, &report);
-            writer.finish()
+            match feeder::check(feeder) {
+                Ok(()) => writer.finish(),
+                Err(aborted) => {
+                    // Killed before its stdin closes: the inner plugin commits nothing.
+                    let _ = writer.abort();
+                    Err(aborted)
+                }
+            }
         }
         Err(e) => {
             // Killed before its stdin closes: the inner plugin commits nothing.

@@ -237,6 +237,21 @@ pub fn assert_prefix(out: &[u8], original: &[u8]) {
     );
 }
 
+/// The pid of the local plugin writing `key`'s temporary (`<object>.tmp.<pid>`), once
+/// that temporary holds data.
+pub fn inner_writer_pid(h: &Harness, key: &str) -> u32 {
+    let dir = h.stored(key).parent().unwrap().to_path_buf();
+    let mut found = None;
+    wait_until("the inner plugin receives data", || {
+        found = files_in(&dir)
+            .into_iter()
+            .find(|p| is_inner_tmp(p) && std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+        found.is_some()
+    });
+    let name = found.unwrap().display().to_string();
+    name.rsplit_once(".tmp.").unwrap().1.parse().unwrap()
+}
+
 /// The process group of `pid`, if it is alive (from /proc/<pid>/stat).
 pub fn group_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
