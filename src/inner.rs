@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::config::{io_reason, PluginConfig};
+use crate::config::PluginConfig;
+use crate::message::io_reason;
 use watchdog::Watchdog;
 
 /// How much of the inner plugin's stderr we keep for the error message.
@@ -371,7 +372,7 @@ impl Running {
             }
             StderrCapture::Taken => Vec::new(),
         };
-        crate::one_line(&String::from_utf8_lossy(&bytes))
+        crate::message::one_line(&String::from_utf8_lossy(&bytes))
     }
 
     /// Waits for the child. Fails on a non-zero exit, and also on stderr text when

@@ -26,7 +26,7 @@ use age::{Identity, Recipient};
 use anyhow::{anyhow, bail, Result};
 use zeroize::Zeroizing;
 
-use crate::config::io_reason;
+use crate::message::io_reason;
 use crate::text;
 
 pub mod mlkem768x25519;

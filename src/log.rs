@@ -93,7 +93,7 @@ impl CallLog {
         let Some(path) = log_path(&now) else { return };
         let result = match outcome {
             Ok(()) => self.ok_outcome.take().unwrap_or_else(|| "ok".to_string()),
-            Err(e) => format!("error: {}", crate::one_line(&format!("{e:#}"))),
+            Err(e) => format!("error: {}", crate::message::one_line(&format!("{e:#}"))),
         };
         let notes = if self.notes.is_empty() {
             String::new()

@@ -85,7 +85,7 @@ impl Layout {
             serde_yaml::from_str(config_yaml).map_err(|e| {
                 anyhow!(
                     "{config_name}: not a gpbackup config: {}",
-                    crate::one_line(&e.to_string())
+                    crate::message::one_line(&e.to_string())
                 )
             })?
         };
@@ -117,7 +117,7 @@ impl Layout {
             serde_yaml::from_str(toc_yaml).map_err(|e| {
                 anyhow!(
                     "{toc_name}: not a gpbackup TOC: {}",
-                    crate::one_line(&e.to_string())
+                    crate::message::one_line(&e.to_string())
                 )
             })?
         };
@@ -251,7 +251,7 @@ pub fn discover(
     identities: &[Box<dyn age::Identity>],
     progress: &Progress,
 ) -> Result<BackupSet> {
-    super::check_timestamp(ts)?;
+    crate::gpbackup::check_timestamp(ts)?;
     let read = |name: String| -> Result<String> {
         let bytes = read_object(store, ts, &name, identities, progress)
             .map_err(|e| anyhow!("cannot read {name} of backup {ts}: {e:#}"))?;
@@ -312,7 +312,7 @@ pub fn discover_or_report(
         .map_err(|e| {
             eprintln!(
                 "gpbackup_age_plugin: {command} {ts}: {}",
-                crate::one_line(&format!("{e:#}"))
+                crate::message::one_line(&format!("{e:#}"))
             )
         })
         .ok()

@@ -14,15 +14,14 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::human_bytes;
 use super::storage::{header_problem, identity_labels};
 use super::verify::which_identity;
 use crate::age_file::header::V1_LINE;
 use crate::age_file::stream::StreamOpener;
 use crate::age_file::{AgeInput, Encoding, Header, PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
 use crate::cli::InspectArgs;
-use crate::config::io_reason;
 use crate::keys;
+use crate::message::{hex, human_bytes, io_reason};
 use crate::object::{
     FormatError, FrameKind, ObjectHeader, ObjectTrailer, Record, Unit, UnitReader,
 };
@@ -205,10 +204,7 @@ pub fn describe(
             "original length",
             format!("{} bytes ({})", t.original_len, human_bytes(t.original_len)),
         );
-        add(
-            "sha256",
-            t.sha256.iter().map(|b| format!("{b:02x}")).collect(),
-        );
+        add("sha256", hex(&t.sha256));
     }
     if let Some(e) = walk.error {
         add("verified", format!("NO: {e}"));

@@ -11,7 +11,7 @@ use anyhow::{anyhow, Result};
 use zeroize::Zeroizing;
 
 use crate::cli::KeygenArgs;
-use crate::config::io_reason;
+use crate::message::io_reason;
 
 /// Writes a new identity to the file (mode 0600, never overwriting) and prints its
 /// recipient on stdout.

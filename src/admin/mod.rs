@@ -22,26 +22,3 @@ pub mod progress;
 pub mod rotate;
 pub mod storage;
 pub mod verify;
-
-use anyhow::{bail, Result};
-
-/// A gpbackup timestamp: 14 digits, YYYYMMDDHHMMSS.
-pub fn check_timestamp(ts: &str) -> Result<()> {
-    if ts.len() != 14 || !ts.bytes().all(|b| b.is_ascii_digit()) {
-        bail!("timestamp '{ts}' is not a gpbackup timestamp (14 digits, YYYYMMDDHHMMSS)");
-    }
-    Ok(())
-}
-
-/// Formats a byte count for people (binary units).
-pub fn human_bytes(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
-}
-
-/// A rate for people, from bytes and seconds.
-pub fn human_rate(bytes: u64, secs: f64) -> String {
-    if secs <= 0.0 {
-        return "-".into();
-    }
-    format!("{}/s", human_bytes((bytes as f64 / secs) as u64))
-}

@@ -40,11 +40,12 @@ use super::backup_set::{discover_or_report, failure_tally, BackupSet};
 use super::payload::{copy_checked, reencrypt, Check, CopyError};
 use super::progress::{for_each_parallel, Progress};
 use super::storage::{header_problem, recipients_fingerprint, KeySource, Keys, Store};
-use super::{check_timestamp, human_bytes, human_rate};
 use crate::age_file::{Header, HeaderError};
 use crate::cli::RotateArgs;
-use crate::config::{io_reason, PluginConfig};
+use crate::config::PluginConfig;
+use crate::gpbackup::check_timestamp;
 use crate::log::{CallLog, Metered};
+use crate::message::{hex, human_bytes, human_rate, io_reason};
 
 /// What happened to one object.
 #[derive(Debug)]
@@ -317,7 +318,7 @@ fn rotate_object(ctx: &Ctx, keys: &mut Keys, name: &str) -> Outcome {
             if e.chain().any(|cause| cause.is::<KeyringCannotOpen>()) {
                 ctx.unopenable.fetch_add(1, Ordering::Relaxed);
             }
-            let e = crate::one_line(&format!("{e:#}"));
+            let e = crate::message::one_line(&format!("{e:#}"));
             log.finish(&Err(anyhow!("{e}")));
             Outcome::Failed(e)
         }
@@ -356,10 +357,7 @@ fn rotation_problem(e: &HeaderError) -> anyhow::Error {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
 }
 
 /// The files of one object in the staging directory.
@@ -596,13 +594,13 @@ fn replace(
                     let _ = std::fs::remove_file(orig);
                     Err(anyhow!(
                         "replacing it failed: {}; the object was put back as it was",
-                        crate::one_line(&format!("{e:#}"))
+                        crate::message::one_line(&format!("{e:#}"))
                     ))
                 }
                 Err(e2) => Err(anyhow!(
                     "replacing it failed: {}; putting the original back failed too: {}; the stored object may be damaged: its verified ciphertext is kept at {} (a re-run uploads it; keep the file until then)",
-                    crate::one_line(&format!("{e:#}")),
-                    crate::one_line(&format!("{e2:#}")),
+                    crate::message::one_line(&format!("{e:#}")),
+                    crate::message::one_line(&format!("{e2:#}")),
                     orig.display()
                 )),
             }

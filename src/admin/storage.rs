@@ -51,7 +51,7 @@ pub fn key_id(recipient: &str) -> String {
         recipient.trim().to_string()
     };
     let digest = Sha256::digest(canonical.as_bytes());
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    crate::message::hex(&digest[..4])
 }
 
 /// The recipients the config names, as strings, in the order `keys::load_recipients`
@@ -174,7 +174,7 @@ impl KeySource {
     pub fn load_for_thread(&self) -> Result<Keys, String> {
         self.load()
             .map(|(keys, _)| keys)
-            .map_err(|e| crate::one_line(&format!("{e:#}")))
+            .map_err(|e| crate::message::one_line(&format!("{e:#}")))
     }
 }
 

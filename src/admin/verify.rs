@@ -9,11 +9,12 @@ use anyhow::{anyhow, bail, Result};
 use super::backup_set::{discover_or_report, failure_tally, BackupSet};
 use super::progress::{for_each_parallel, Progress};
 use super::storage::{header_problem, identity_labels, KeySource, Keys, Store};
-use super::{check_timestamp, human_bytes, human_rate};
 use crate::age_file::{Header, HeaderError};
 use crate::cli::VerifyArgs;
 use crate::config::PluginConfig;
+use crate::gpbackup::check_timestamp;
 use crate::log::{CallLog, Metered};
+use crate::message::{human_bytes, human_rate};
 use crate::pipeline::{self, DecodeOptions};
 
 /// A verified object: which identity of the keyring opened it.
@@ -164,7 +165,7 @@ fn verify_logged(
             Outcome::Ok(v)
         }
         Err(e) => {
-            let e = crate::one_line(&format!("{e:#}"));
+            let e = crate::message::one_line(&format!("{e:#}"));
             log.finish(&Err(anyhow!("{e}")));
             Outcome::Failed(e)
         }

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use super::logged;
 use crate::cli::HookArgs;
 use crate::config::PluginConfig;
+use crate::gpbackup::check_timestamp;
 use crate::inner::InnerPlugin;
 use crate::keys;
 
@@ -72,11 +73,7 @@ fn check_scope(scope: &str, content_id: Option<&str>) -> Result<()> {
 /// delete_backup: forwarded once the timestamp is one gpbackup could have written.
 pub fn delete_backup(config_path: &Path, timestamp: &str) -> Result<()> {
     logged("delete_backup", timestamp, |_| {
-        if timestamp.len() != 14 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
-            bail!(
-                "timestamp '{timestamp}' is not a gpbackup timestamp (14 digits, YYYYMMDDHHMMSS)"
-            );
-        }
+        check_timestamp(timestamp)?;
         let config = PluginConfig::load(config_path)?;
         InnerPlugin::new(&config)?.run("delete_backup", &[timestamp])
     })

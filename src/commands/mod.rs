@@ -4,10 +4,9 @@ mod feeder;
 mod forward;
 mod transfer;
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 
 use crate::cli::{Cli, Command, API_VERSION, VERSION_LINE};
 use crate::log::CallLog;
@@ -88,7 +87,7 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
     // The message is the first paragraph (for a missing argument, its names follow on
     // the next lines), folded onto one line.
     let text = e.render().to_string();
-    let first = crate::one_line(text.split("\n\n").next().unwrap_or(""));
+    let first = crate::message::one_line(text.split("\n\n").next().unwrap_or(""));
     let first = first.strip_prefix("error: ").unwrap_or(&first);
     let first = if first.is_empty() {
         "invalid command line"
@@ -115,13 +114,4 @@ fn logged(
     let outcome = body(&mut log);
     log.finish(&outcome);
     outcome
-}
-
-/// The object name a path or data_filekey is stored under: its basename.
-fn object_name(key: &str) -> Result<&str> {
-    Path::new(key)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| anyhow!("'{key}' has no file name to store the object under"))
 }

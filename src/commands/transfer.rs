@@ -15,12 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::feeder::{self, Feeder};
-use super::{logged, object_name};
+use super::logged;
 use crate::age_file::{AgeInput, Encoding};
-use crate::config::{io_reason, PluginConfig};
+use crate::config::PluginConfig;
+use crate::gpbackup::object_name;
 use crate::inner::{InnerPlugin, InnerReader};
 use crate::keys;
 use crate::log::{CallLog, Metered};
+use crate::message::io_reason;
 use crate::pipeline::encode::EncodeError;
 use crate::pipeline::{self, ByteRanges, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
 

@@ -9,6 +9,7 @@ use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
 use zstd::zstd_safe::CParameter;
 
+use super::read_buf::ReadBuf;
 use super::{
     resolve_workers, Plan, SEAL_BATCH_CHUNKS, STORED_FRAME_SIZE, STORED_SEAL_BATCH_CHUNKS,
 };
@@ -17,7 +18,6 @@ use crate::config::{Compression, ZstdLevel};
 use crate::object::{
     emit_stored_frame, stored_frame_len, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer,
 };
-use crate::read_buf::ReadBuf;
 
 /// How to encode.
 #[derive(Debug, Clone)]
