@@ -16,17 +16,6 @@ use std::time::Instant;
 
 use chrono::{DateTime, Local};
 
-/// Notes from code that has no `CallLog` at hand (the inner plugin's warnings); the
-/// call's line takes them when it is written.
-static PENDING_NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// Records `note` in the log line of the call under way.
-pub fn note_for_this_call(note: impl Into<String>) {
-    if let Ok(mut pending) = PENDING_NOTES.lock() {
-        pending.push(note.into());
-    }
-}
-
 /// Today's log file, opened ahead of time by [`warm_up`], with its path.
 static OPENED: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
 
@@ -86,9 +75,6 @@ impl CallLog {
 
     /// Appends the line; `outcome` is `Ok` or the error that ends the call.
     pub fn finish(mut self, outcome: &Result<(), anyhow::Error>) {
-        if let Ok(mut pending) = PENDING_NOTES.lock() {
-            self.notes.append(&mut pending);
-        }
         let now = Local::now();
         let Some(path) = log_path(&now) else { return };
         let result = match outcome {

@@ -3,9 +3,11 @@
 
 mod admin_support;
 mod common;
+mod plugin_support;
 
 use admin_support::*;
 use common::*;
+use plugin_support::call_log_lines;
 
 const TS: &str = "20250101010101";
 
@@ -121,4 +123,55 @@ fn segments_are_counted_by_probing_when_config_yaml_predates_segmentcount() {
         text.contains("12 objects (2 segments found by probing): 12 ok, 0 failed"),
         "{text}"
     );
+}
+
+/// An inner plugin that warns on stderr, naming the object, on every call that reads or
+/// writes one, and otherwise works: each warning belongs on the log line of its own
+/// object, also when several objects are processed at once.
+#[test]
+fn inner_warnings_land_on_the_log_line_of_their_own_object() {
+    let h = Harness::new(&[]);
+    let a = keygen(h.path(), "a");
+    let b = keygen(h.path(), "b");
+    use_keys(&h, &[&a], &[&a], &[]);
+    let set = simulate_backup(&h, &SimSpec::multi_file(TS));
+    let chatty = h.path().join("chatty_plugin.sh");
+    std::fs::write(
+        &chatty,
+        format!(
+            "#!/usr/bin/env bash\nif [[ $1 == restore_data || $1 == backup_data ]]; then\n  echo \"chatty: $1 of ${{3##*/}}\" >&2\nfi\nexec {} \"$@\"\n",
+            local_plugin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&chatty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let chatty = chatty.display().to_string();
+    let check = |command: &str, reads: &[&str]| {
+        let lines: Vec<String> = call_log_lines(&h)
+            .into_iter()
+            .filter(|l| l.contains(&format!(" command={command} ")))
+            .collect();
+        assert_eq!(lines.len(), set.objects.len(), "{lines:#?}");
+        for name in set.objects.keys() {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(&format!(" object={TS}/{name} ")))
+                .unwrap_or_else(|| panic!("no {command} line for {name}: {lines:#?}"));
+            for read in reads {
+                assert!(
+                    line.contains(&format!("said: chatty: {read} of {name}")),
+                    "{name}: {line}"
+                );
+            }
+            assert_eq!(line.matches("chatty: ").count(), reads.len(), "{line}");
+        }
+    };
+
+    use_keys(&h, &[&a], &[&a], &[("inner_executablepath", &chatty)]);
+    ok(&verify(&h, &["--parallel", "4"]));
+    check("verify", &["restore_data"]);
+
+    use_keys(&h, &[&b], &[&b, &a], &[("inner_executablepath", &chatty)]);
+    ok(&rotate(&h, &["--parallel", "4", "--streaming"], &[TS]));
+    check("rotate", &["restore_data", "backup_data"]);
 }

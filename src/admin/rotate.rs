@@ -44,6 +44,7 @@ use crate::age_file::{Header, HeaderError};
 use crate::cli::RotateArgs;
 use crate::config::PluginConfig;
 use crate::gpbackup::check_timestamp;
+use crate::inner::Said;
 use crate::log::{CallLog, Metered};
 use crate::message::{hex, human_bytes, human_rate, io_reason};
 
@@ -292,6 +293,9 @@ fn rotate_object(ctx: &Ctx, keys: &mut Keys, name: &str) -> Outcome {
     // Every byte read from and written to storage, failed or not.
     log.bytes_in = moved.read.load(Ordering::Relaxed);
     log.bytes_out = moved.written.load(Ordering::Relaxed);
+    for note in moved.notes.lock().map(|n| n.clone()).unwrap_or_default() {
+        log.note(note);
+    }
     let outcome = match result {
         Ok(outcome) => {
             if let Outcome::Rotated { armored: true, .. } = outcome {
@@ -326,11 +330,21 @@ fn rotate_object(ctx: &Ctx, keys: &mut Keys, name: &str) -> Outcome {
     outcome
 }
 
-/// The bytes one object's rotation read from storage and wrote to it, for its log line.
+/// The bytes one object's rotation read from storage and wrote to it, and what the
+/// inner plugin said, for its log line.
 #[derive(Default)]
 struct Moved {
     read: AtomicU64,
     written: AtomicU64,
+    notes: Mutex<Vec<String>>,
+}
+
+impl Moved {
+    fn said(&self, said: Said) {
+        if let (Some(note), Ok(mut notes)) = (said.note(), self.notes.lock()) {
+            notes.push(note);
+        }
+    }
 }
 
 /// An object that no identity of the keyring opens.
@@ -485,7 +499,7 @@ fn fetch_to_stage(
     drop(file_key);
     match copied {
         Ok(_) => {
-            fetch.finish()?;
+            moved.said(fetch.finish()?);
             file.sync_all().map_err(|e| {
                 anyhow!(
                     "cannot sync the staged copy {}: {}",
@@ -620,10 +634,10 @@ fn put_with(
     let wrote = write(&mut Metered::new(&mut writer, &moved.written));
     match wrote {
         Ok(written) => {
-            writer.finish()?;
+            moved.said(writer.finish()?);
             Ok(written)
         }
-        Err(e) => Err(writer.abort().unwrap_or(e)),
+        Err(e) => Err(writer.abort(e)),
     }
 }
 
@@ -661,18 +675,19 @@ fn streaming(ctx: &Ctx, keys: &Keys, name: &str, moved: &Moved) -> Result<Outcom
             drop(file_key);
             match copied {
                 Ok(_) => {
-                    if let Err(e) = fetch.finish() {
-                        return Err(writer.abort().unwrap_or(e));
+                    match fetch.finish() {
+                        Ok(said) => moved.said(said),
+                        Err(e) => return Err(writer.abort(e)),
                     }
-                    writer.finish()?;
+                    moved.said(writer.finish()?);
                     record(ctx, name, &sha256_hex(&new_header));
                 }
                 Err(CopyError::Output(e)) => {
                     fetch.stop();
-                    return Err(writer.abort().unwrap_or_else(|| anyhow!("writing: {e}")));
+                    return Err(writer.abort(anyhow!("writing: {e}")));
                 }
                 Err(e) => {
-                    let _ = writer.abort();
+                    drop(writer);
                     return Err(fetch.abort(anyhow!("{e}")));
                 }
             }
@@ -697,15 +712,16 @@ fn streaming(ctx: &Ctx, keys: &Keys, name: &str, moved: &Moved) -> Result<Outcom
             let (_, fetch) = input.into_inner().into_inner();
             match result {
                 Ok(_) => {
-                    if let Err(e) = fetch.finish() {
-                        return Err(writer.abort().unwrap_or(e));
+                    match fetch.finish() {
+                        Ok(said) => moved.said(said),
+                        Err(e) => return Err(writer.abort(e)),
                     }
-                    writer.finish()?;
+                    moved.said(writer.finish()?);
                     let written = written?;
                     record(ctx, name, &written.header_hash);
                 }
                 Err(e) => {
-                    let _ = writer.abort();
+                    drop(writer);
                     return Err(fetch.abort(anyhow!("{e}")));
                 }
             }

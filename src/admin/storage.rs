@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::progress::{Counted, Progress};
 use crate::age_file::{AgeInput, Encoding, Header, HeaderError};
 use crate::config::PluginConfig;
-use crate::inner::{InnerPlugin, InnerReader, InnerWriter};
+use crate::inner::{InnerPlugin, InnerReader, InnerWriter, Said};
 use crate::keys;
 
 /// The directory part of every object path the operator commands hand the inner plugin.
@@ -221,25 +221,21 @@ impl Store {
         progress: &'p Progress,
         count: Option<&'p AtomicU64>,
     ) -> Result<Fetch<'p>> {
-        let reader = self
-            .inner
-            .reader("restore_data", &[&object_path(ts, basename)])?;
+        let reader = self.inner.restore_data(&object_path(ts, basename))?;
         let input = BufReader::with_capacity(READ_BUFFER, Counted::new(reader, progress, count));
         match AgeInput::open(input) {
             Ok(input) => Ok(Fetch { input }),
             Err((e, input)) => Err(input
                 .into_inner()
                 .into_inner()
-                .abort(Some(anyhow!("reading from the inner plugin: {e}")))
-                .unwrap_or_else(|| anyhow!("reading the object failed"))),
+                .abort(anyhow!("reading from the inner plugin: {e}"))),
         }
     }
 
     /// Starts writing an object (the inner plugin's backup_data). Dropping the writer
     /// without finishing it kills the inner plugin first, so it commits nothing.
     pub fn put(&self, ts: &str, basename: &str) -> Result<InnerWriter> {
-        self.inner
-            .writer("backup_data", &[&object_path(ts, basename)])
+        self.inner.backup_data(&object_path(ts, basename))
     }
 }
 
@@ -271,21 +267,20 @@ impl<'p> Fetch<'p> {
     }
 
     /// The stream was read to its end and verified: the inner plugin must exit cleanly
-    /// (text on its stderr goes to the call log, as for a verified restore).
-    pub fn finish(self) -> Result<()> {
+    /// (text on its stderr is for the call log, as for a verified restore).
+    pub fn finish(self) -> Result<Said> {
         self.into_reader().finish_verified()
     }
 
     /// Stops the inner plugin after `ours` went wrong; returns the better explanation.
     pub fn abort(self, ours: anyhow::Error) -> anyhow::Error {
-        self.into_reader()
-            .abort(Some(ours))
-            .unwrap_or_else(|| anyhow!("reading the object failed"))
+        self.into_reader().abort(ours)
     }
 
-    /// Stops the inner plugin without a failure (only part of the object was wanted).
+    /// Stops the inner plugin without a failure (only part of the object was wanted);
+    /// whatever it did or said then does not matter.
     pub fn stop(self) {
-        let _ = self.into_reader().abort(None);
+        let _ = self.into_reader().stop();
     }
 }
 

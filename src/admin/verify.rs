@@ -210,7 +210,7 @@ fn verify_object(
     log.bytes_out = decoded_bytes.load(Ordering::Relaxed);
     match decoded {
         Ok(_) => {
-            fetch.finish()?;
+            fetch.finish()?.log(log);
             Ok(Verified { identity })
         }
         Err(e) => Err(fetch.abort(anyhow!("{}", e.explain(&source.identity_files, name)))),

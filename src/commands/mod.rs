@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::cli::{Cli, Command, API_VERSION, VERSION_LINE};
+use crate::inner::Hook;
 use crate::log::CallLog;
 
 /// Runs one parsed command line.
@@ -25,10 +26,10 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{API_VERSION}");
             Ok(())
         }
-        Command::SetupPluginForBackup(a) => forward::hook("setup_plugin_for_backup", &a),
-        Command::SetupPluginForRestore(a) => forward::hook("setup_plugin_for_restore", &a),
-        Command::CleanupPluginForBackup(a) => forward::hook("cleanup_plugin_for_backup", &a),
-        Command::CleanupPluginForRestore(a) => forward::hook("cleanup_plugin_for_restore", &a),
+        Command::SetupPluginForBackup(a) => forward::hook(Hook::SetupForBackup, &a),
+        Command::SetupPluginForRestore(a) => forward::hook(Hook::SetupForRestore, &a),
+        Command::CleanupPluginForBackup(a) => forward::hook(Hook::CleanupForBackup, &a),
+        Command::CleanupPluginForRestore(a) => forward::hook(Hook::CleanupForRestore, &a),
         Command::BackupFile {
             config_path,
             filepath,
@@ -57,11 +58,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::DeleteDirectory {
             config_path,
             directory,
-        } => forward::management(&config_path, "delete_directory", &directory),
+        } => forward::delete_directory(&config_path, &directory),
         Command::ListDirectory {
             config_path,
             directory,
-        } => forward::management(&config_path, "list_directory", &directory),
+        } => forward::list_directory(&config_path, &directory),
         Command::Keygen(a) => crate::admin::keygen::keygen(&a),
         Command::Rotate(a) => crate::admin::rotate::rotate(&a),
         Command::Verify(a) => crate::admin::verify::verify(&a),
