@@ -30,6 +30,7 @@ use serde::Deserialize;
 
 use super::progress::Progress;
 use super::storage::{header_problem, Store};
+use crate::keys::Keyring;
 use crate::pipeline::{self, DecodeOptions};
 
 /// Probing stops here at the latest (no cluster has this many segments).
@@ -213,12 +214,12 @@ pub fn read_object(
     store: &Store,
     ts: &str,
     name: &str,
-    identities: &[Box<dyn age::Identity>],
+    keyring: &Keyring,
     progress: &Progress,
 ) -> Result<Vec<u8>> {
     let fetch = store.fetch(ts, name, progress)?;
     let (header, fetch) = fetch.read_header()?;
-    if let Err(e) = header.unwrap_file_key(identities) {
+    if let Err(e) = keyring.open(&header) {
         return Err(fetch.abort(anyhow!("{}", header_problem(&e))));
     }
     let mut input = std::io::BufReader::new(std::io::Cursor::new(header.encode()).chain(fetch));
@@ -229,7 +230,7 @@ pub fn read_object(
         ranges: None,
         max_memory: crate::pipeline::DEFAULT_MAX_MEMORY,
     };
-    match pipeline::decode(&mut input, &mut out, identities, &opts) {
+    match pipeline::decode(&mut input, &mut out, keyring.identities(), &opts) {
         Ok(_) => {
             let (_, fetch) = input.into_inner().into_inner();
             // A metadata read has no log line of its own: what the inner plugin said
@@ -250,12 +251,12 @@ pub fn read_object(
 pub fn discover(
     store: &Store,
     ts: &str,
-    identities: &[Box<dyn age::Identity>],
+    keyring: &Keyring,
     progress: &Progress,
 ) -> Result<BackupSet> {
     crate::gpbackup::check_timestamp(ts)?;
     let read = |name: String| -> Result<String> {
-        let bytes = read_object(store, ts, &name, identities, progress)
+        let bytes = read_object(store, ts, &name, keyring, progress)
             .map_err(|e| anyhow!("cannot read {name} of backup {ts}: {e:#}"))?;
         String::from_utf8(bytes).map_err(|_| anyhow!("{name} of backup {ts} is not text"))
     };
@@ -307,10 +308,10 @@ fn probe_segments(store: &Store, layout: &Layout, progress: &Progress) -> u32 {
 pub fn discover_or_report(
     store: &Store,
     ts: &str,
-    identities: &[Box<dyn age::Identity>],
+    keyring: &Keyring,
     command: &str,
 ) -> Option<BackupSet> {
-    discover(store, ts, identities, &Progress::hidden())
+    discover(store, ts, keyring, &Progress::hidden())
         .map_err(|e| {
             eprintln!(
                 "gpbackup_age_plugin: {command} {ts}: {}",

@@ -14,13 +14,13 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::storage::{header_problem, identity_labels};
-use super::verify::which_identity;
+use super::storage::header_problem;
 use crate::age_file::header::V1_LINE;
 use crate::age_file::stream::StreamOpener;
 use crate::age_file::{AgeInput, Encoding, Header, PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
 use crate::cli::InspectArgs;
-use crate::keys;
+use crate::keys::kinds::is_post_quantum_stanza;
+use crate::keys::{KeyOrigin, Keyring};
 use crate::message::{hex, human_bytes, io_reason};
 use crate::object::{
     FormatError, FrameKind, ObjectHeader, ObjectTrailer, Record, Unit, UnitReader,
@@ -124,24 +124,13 @@ pub fn describe(
         return Ok((lines, None));
     }
 
-    let (identities, _warnings) =
-        keys::load_identities_from(identity_files, keys::KeyOrigin::IdentityFlag)?;
-    let labels = identity_labels(identity_files);
-    let which = match which_identity(&header, &identities) {
-        Ok(i) => i,
+    let keyring = Keyring::load(identity_files, KeyOrigin::IdentityFlag)?;
+    let opened = match keyring.open(&header) {
+        Ok(opened) => opened,
         Err(e) => return Ok((lines, Some(header_problem(&e)))),
     };
-    add(
-        "opened with",
-        if labels.len() == identities.len() {
-            labels[which].clone()
-        } else {
-            format!("identity #{}", which + 1)
-        },
-    );
-    let file_key = header
-        .unwrap_file_key(&identities)
-        .map_err(|e| anyhow!("inspect {}: {}", path.display(), header_problem(&e)))?;
+    add("opened with", keyring.label(opened.identity));
+    let file_key = opened.file_key;
     let mut nonce = [0u8; NONCE_SIZE];
     if input.read_exact(&mut nonce).is_err() {
         return Ok((
@@ -218,7 +207,7 @@ pub fn describe(
         ranges: None,
         max_memory: pipeline::DEFAULT_MAX_MEMORY,
     };
-    match pipeline::decode(open_age()?, io::sink(), &identities, &opts) {
+    match pipeline::decode(open_age()?, io::sink(), keyring.identities(), &opts) {
         Ok(_) => {
             add(
                 "verified",
@@ -237,10 +226,11 @@ pub fn describe(
 /// Whether the object resists a quantum computer: only if every stanza is of a
 /// post-quantum type, since any classic stanza opens the file key too.
 fn post_quantum(kinds: &BTreeMap<&str, usize>) -> String {
-    let pq = kinds
-        .get(crate::keys::mlkem768x25519::STANZA_TAG)
-        .copied()
-        .unwrap_or(0);
+    let pq: usize = kinds
+        .iter()
+        .filter(|(tag, _)| is_post_quantum_stanza(tag))
+        .map(|(_, n)| n)
+        .sum();
     let all: usize = kinds.values().sum();
     if pq == 0 {
         "no (classic recipients only)".into()

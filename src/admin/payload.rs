@@ -10,10 +10,10 @@ use anyhow::anyhow;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use zeroize::Zeroizing;
 
-use super::storage::KeySource;
 use crate::age_file::stream::{StreamError, StreamOpener};
 use crate::age_file::{PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE, TAG_SIZE};
 use crate::config::PluginConfig;
+use crate::keys::{Keyring, Recipients};
 use crate::object::read_full;
 use crate::pipeline::{self, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
 
@@ -272,8 +272,8 @@ pub fn reencrypt<R: BufRead + Send, W: Write + Send>(
     input: R,
     out: &mut W,
     name: &str,
-    identities: &[Box<dyn age::Identity>],
-    source: &KeySource,
+    keyring: &Keyring,
+    recipients: &Recipients,
     config: &PluginConfig,
 ) -> Result<Reencrypted, String> {
     let (mut writer, reader) = pipe();
@@ -292,13 +292,11 @@ pub fn reencrypt<R: BufRead + Send, W: Write + Send>(
     };
     std::thread::scope(|s| {
         let encoder = s.spawn(move || -> Result<u64, String> {
-            // Recipients cannot cross threads: load them here.
-            let keys = source.load_for_thread()?;
-            pipeline::encode(reader, out, name, &keys.recipients, &encode_opts)
+            pipeline::encode(reader, out, name, recipients.keys(), &encode_opts)
                 .map(|(_, report)| report.bytes_out)
                 .map_err(|e| format!("re-encrypting: {e}"))
         });
-        let decoded = pipeline::decode(input, &mut writer, identities, &decode_opts);
+        let decoded = pipeline::decode(input, &mut writer, keyring.identities(), &decode_opts);
         let decoded = match decoded {
             Ok(report) => writer
                 .close()

@@ -39,12 +39,13 @@ use sha2::{Digest, Sha256};
 use super::backup_set::{discover_or_report, failure_tally, BackupSet};
 use super::payload::{copy_checked, reencrypt, Check, CopyError};
 use super::progress::{for_each_parallel, Progress};
-use super::storage::{header_problem, recipients_fingerprint, KeySource, Keys, Store};
+use super::storage::{header_problem, Store};
 use crate::age_file::{Header, HeaderError};
 use crate::cli::RotateArgs;
 use crate::config::PluginConfig;
 use crate::gpbackup::check_timestamp;
 use crate::inner::Said;
+use crate::keys::{Keyring, Recipients};
 use crate::log::{CallLog, Metered};
 use crate::message::{hex, human_bytes, human_rate, io_reason};
 
@@ -88,7 +89,8 @@ struct Ctx<'a> {
     ts: &'a str,
     store: &'a Store,
     config: &'a PluginConfig,
-    source: &'a KeySource,
+    keyring: &'a Keyring,
+    recipients: &'a Recipients,
     mode: Mode,
     /// The staging directory of this backup set; None when streaming.
     stage: Option<PathBuf>,
@@ -109,13 +111,13 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
     for ts in &args.timestamps {
         check_timestamp(ts)?;
     }
-    let source = KeySource::new(&config, &args.identities, true);
     // Fail fast on unusable keys, before anything is touched.
-    let (keys, warnings) = source.load()?;
-    for w in warnings {
+    let keyring = Keyring::for_operator(&config, &args.identities)?;
+    let recipients = Recipients::from_config(&config)?;
+    for w in keyring.warnings() {
         eprintln!("gpbackup_age_plugin: warning: {w}");
     }
-    let target_ids = recipients_fingerprint(&config);
+    let target_ids = recipients.key_ids();
     let target = target_ids.join(",");
     let work = work_root(args.work_dir.as_deref())?;
     let journal = Journal::open(work.join("journal"))?;
@@ -130,7 +132,7 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
     let mut failed_sets = 0usize;
     let unopenable = AtomicUsize::new(0);
     for ts in &args.timestamps {
-        let Some(set) = discover_or_report(&store, ts, &keys.identities, "rotate") else {
+        let Some(set) = discover_or_report(&store, ts, &keyring, "rotate") else {
             failed_sets += 1;
             continue;
         };
@@ -144,7 +146,8 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
             ts,
             store: &store,
             config: &config,
-            source: &source,
+            keyring: &keyring,
+            recipients: &recipients,
             mode,
             stage,
             journal: &journal,
@@ -161,9 +164,9 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
         let outcomes = for_each_parallel(
             &set.objects,
             args.parallel as usize,
-            || source.load_for_thread(),
-            |keys, name| {
-                let outcome = rotate_object(&ctx, keys, name);
+            || Ok(()),
+            |_, name| {
+                let outcome = rotate_object(&ctx, name);
                 if let Outcome::Failed(e) = &outcome {
                     progress.error_line(&format!("gpbackup_age_plugin: rotate {ts}: {name}: {e}"));
                 }
@@ -277,7 +280,7 @@ fn summary(
 }
 
 /// Rotates one object, with a line in the call log.
-fn rotate_object(ctx: &Ctx, keys: &mut Keys, name: &str) -> Outcome {
+fn rotate_object(ctx: &Ctx, name: &str) -> Outcome {
     let mut log = CallLog::start(
         match ctx.mode {
             Mode::Rewrap => "rotate",
@@ -287,8 +290,8 @@ fn rotate_object(ctx: &Ctx, keys: &mut Keys, name: &str) -> Outcome {
     );
     let moved = Moved::default();
     let result = match &ctx.stage {
-        Some(stage) => staged(ctx, keys, name, stage, &moved),
-        None => streaming(ctx, keys, name, &moved),
+        Some(stage) => staged(ctx, name, stage, &moved),
+        None => streaming(ctx, name, &moved),
     };
     // Every byte read from and written to storage, failed or not.
     log.bytes_in = moved.read.load(Ordering::Relaxed);
@@ -395,14 +398,14 @@ impl Staged {
 }
 
 /// Staged mode: fetch and verify into a local copy, then overwrite.
-fn staged(ctx: &Ctx, keys: &Keys, name: &str, dir: &Path, moved: &Moved) -> Result<Outcome> {
+fn staged(ctx: &Ctx, name: &str, dir: &Path, moved: &Moved) -> Result<Outcome> {
     let files = Staged::new(dir, name);
     remove_if_exists(&files.fetch)?;
     remove_if_exists(&files.new)?;
     let leftover = files.orig.exists();
     let mut recovered = false;
     let mut armored = false;
-    match fetch_to_stage(ctx, keys, name, &files.fetch, moved) {
+    match fetch_to_stage(ctx, name, &files.fetch, moved) {
         Ok(Fetched::AlreadyDone) => {
             // The object is complete and current; a copy kept by an earlier run is stale.
             remove_if_exists(&files.orig)?;
@@ -434,10 +437,10 @@ fn staged(ctx: &Ctx, keys: &Keys, name: &str, dir: &Path, moved: &Moved) -> Resu
     }
     match ctx.mode {
         Mode::Rewrap => replace(ctx, name, &files.orig, moved, |writer| {
-            rewrapped_from_file(keys, &files.orig, writer)
+            rewrapped_from_file(ctx, &files.orig, writer)
         })?,
         Mode::Reencrypt => {
-            reencrypt_file(ctx, keys, name, &files.orig, &files.new)?;
+            reencrypt_file(ctx, name, &files.orig, &files.new)?;
             let result = replace(ctx, name, &files.orig, moved, |writer| {
                 let mut src = File::open(&files.new)
                     .with_context(|| format!("cannot read {}", files.new.display()))?;
@@ -464,13 +467,7 @@ enum Fetched {
 /// Fetches the object into `path` (created 0600) while authenticating every payload
 /// chunk, and syncs it to disk. Reads only the header when the journal shows the
 /// object is done. An ASCII-armored object is staged as the binary age file it holds.
-fn fetch_to_stage(
-    ctx: &Ctx,
-    keys: &Keys,
-    name: &str,
-    path: &Path,
-    moved: &Moved,
-) -> Result<Fetched> {
+fn fetch_to_stage(ctx: &Ctx, name: &str, path: &Path, moved: &Moved) -> Result<Fetched> {
     let fetch = ctx
         .store
         .fetch_counted(ctx.ts, name, ctx.progress, Some(&moved.read))?;
@@ -481,8 +478,8 @@ fn fetch_to_stage(
         fetch.stop();
         return Ok(Fetched::AlreadyDone);
     }
-    let file_key = match header.unwrap_file_key(&keys.identities) {
-        Ok(key) => key,
+    let file_key = match ctx.keyring.open(&header) {
+        Ok(opened) => opened.file_key,
         Err(e) => return Err(fetch.abort(rotation_problem(&e))),
     };
     let mut file = match create_private(path) {
@@ -537,11 +534,11 @@ struct Written {
 
 /// Writes the re-wrapped object from a staged copy to `writer`: a new header for the
 /// recipients, then every byte after the old header.
-fn rewrapped_from_file(keys: &Keys, orig: &Path, writer: &mut dyn Write) -> Result<Written> {
+fn rewrapped_from_file(ctx: &Ctx, orig: &Path, writer: &mut dyn Write) -> Result<Written> {
     let file = File::open(orig).with_context(|| format!("cannot read {}", orig.display()))?;
     let mut src = BufReader::with_capacity(super::storage::READ_BUFFER, file);
     let header = Header::read(&mut src).map_err(|e| anyhow!("{}: {e}", orig.display()))?;
-    let new_header = rewrap(&header, keys)?;
+    let new_header = rewrap(&header, ctx)?;
     writer.write_all(&new_header)?;
     copy_all(&mut src, writer)?;
     Ok(Written {
@@ -550,16 +547,18 @@ fn rewrapped_from_file(keys: &Keys, orig: &Path, writer: &mut dyn Write) -> Resu
 }
 
 /// The header for the current recipients around the same file key, encoded.
-fn rewrap(header: &Header, keys: &Keys) -> Result<Vec<u8>> {
-    let file_key = header
-        .unwrap_file_key(&keys.identities)
-        .map_err(|e| rotation_problem(&e))?;
-    let new_header = Header::wrap(&file_key, &keys.recipients).map_err(|e| anyhow!(e))?;
+fn rewrap(header: &Header, ctx: &Ctx) -> Result<Vec<u8>> {
+    let file_key = ctx
+        .keyring
+        .open(header)
+        .map_err(|e| rotation_problem(&e))?
+        .file_key;
+    let new_header = Header::wrap(&file_key, ctx.recipients.keys()).map_err(|e| anyhow!(e))?;
     Ok(new_header.encode())
 }
 
 /// Decodes the staged copy and encodes it again under a fresh file key into `new`.
-fn reencrypt_file(ctx: &Ctx, keys: &Keys, name: &str, orig: &Path, new: &Path) -> Result<()> {
+fn reencrypt_file(ctx: &Ctx, name: &str, orig: &Path, new: &Path) -> Result<()> {
     let src = File::open(orig).with_context(|| format!("cannot read {}", orig.display()))?;
     let input = BufReader::with_capacity(super::storage::READ_BUFFER, src);
     let mut out = create_private(new)?;
@@ -567,8 +566,8 @@ fn reencrypt_file(ctx: &Ctx, keys: &Keys, name: &str, orig: &Path, new: &Path) -
         input,
         &mut out,
         name,
-        &keys.identities,
-        ctx.source,
+        ctx.keyring,
+        ctx.recipients,
         ctx.config,
     )
     .map_err(|e| anyhow!("{e}"))?;
@@ -642,7 +641,7 @@ fn put_with(
 }
 
 /// Streaming mode: restore_data piped into backup_data, committed only if verified.
-fn streaming(ctx: &Ctx, keys: &Keys, name: &str, moved: &Moved) -> Result<Outcome> {
+fn streaming(ctx: &Ctx, name: &str, moved: &Moved) -> Result<Outcome> {
     let fetch = ctx
         .store
         .fetch_counted(ctx.ts, name, ctx.progress, Some(&moved.read))?;
@@ -655,11 +654,11 @@ fn streaming(ctx: &Ctx, keys: &Keys, name: &str, moved: &Moved) -> Result<Outcom
     }
     match ctx.mode {
         Mode::Rewrap => {
-            let file_key = match header.unwrap_file_key(&keys.identities) {
-                Ok(key) => key,
+            let file_key = match ctx.keyring.open(&header) {
+                Ok(opened) => opened.file_key,
                 Err(e) => return Err(fetch.abort(rotation_problem(&e))),
             };
-            let new_header = match Header::wrap(&file_key, &keys.recipients) {
+            let new_header = match Header::wrap(&file_key, ctx.recipients.keys()) {
                 Ok(h) => h.encode(),
                 Err(e) => return Err(fetch.abort(anyhow!(e))),
             };
@@ -703,8 +702,8 @@ fn streaming(ctx: &Ctx, keys: &Keys, name: &str, moved: &Moved) -> Result<Outcom
                 &mut input,
                 &mut capture,
                 name,
-                &keys.identities,
-                ctx.source,
+                ctx.keyring,
+                ctx.recipients,
                 ctx.config,
             );
             let written = capture.written();

@@ -8,11 +8,11 @@ use anyhow::{anyhow, bail, Result};
 
 use super::backup_set::{discover_or_report, failure_tally, BackupSet};
 use super::progress::{for_each_parallel, Progress};
-use super::storage::{header_problem, identity_labels, KeySource, Keys, Store};
-use crate::age_file::{Header, HeaderError};
+use super::storage::{header_problem, Store};
 use crate::cli::VerifyArgs;
 use crate::config::PluginConfig;
 use crate::gpbackup::check_timestamp;
+use crate::keys::Keyring;
 use crate::log::{CallLog, Metered};
 use crate::message::{human_bytes, human_rate};
 use crate::pipeline::{self, DecodeOptions};
@@ -42,37 +42,22 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
     // Objects are checked with --identity alone when given (the question is "does this
     // key read everything?"), but the set's metadata may be read with the config's
     // keyring too, so a key that reads nothing still gets one answer per object.
-    let source = KeySource::new(&config, &args.identities, false);
-    let (_, warnings) = source.load()?;
-    for w in warnings {
+    let keyring = Keyring::for_operator(&config, &args.identities)?;
+    for w in keyring.warnings() {
         eprintln!("gpbackup_age_plugin: warning: {w}");
-    }
-    let mut finder = source.clone();
-    for path in &config.identity_files {
-        if !finder.identity_files.contains(path) {
-            finder.identity_files.push(path.clone());
-        }
     }
     // A config keyring that does not load here (its files live on other hosts) is no
     // reason to fail: --identity alone may read the metadata.
-    let keys = match finder.load() {
-        Ok((keys, _)) => keys,
-        Err(_) => source.load()?.0,
+    let finder = match Keyring::from_config(&config) {
+        Ok(config_keyring) if !args.identities.is_empty() => keyring.with(&config_keyring),
+        _ => keyring.clone(),
     };
-    let labels = identity_labels(&source.identity_files);
-    let checking = source.load()?.0.identities.len();
-    let label = |i: usize| {
-        if labels.len() == checking {
-            labels[i].clone()
-        } else {
-            format!("identity #{}", i + 1)
-        }
-    };
+    let label = |i: usize| keyring.label(i);
     let store = Store::open(&config)?;
     let mut failed_objects = 0usize;
     let mut failed_sets = 0usize;
     for ts in &args.timestamps {
-        let Some(set) = discover_or_report(&store, ts, &keys.identities, "verify") else {
+        let Some(set) = discover_or_report(&store, ts, &finder, "verify") else {
             failed_sets += 1;
             continue;
         };
@@ -80,9 +65,9 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
         let outcomes = for_each_parallel(
             &set.objects,
             args.parallel as usize,
-            || source.load_for_thread(),
-            |keys, name| {
-                let outcome = verify_logged(&store, &source, keys, ts, name, &progress);
+            || Ok(()),
+            |_, name| {
+                let outcome = verify_logged(&store, &config, &keyring, ts, name, &progress);
                 if let Outcome::Failed(e) = &outcome {
                     progress.error_line(&format!("gpbackup_age_plugin: verify {ts}: {name}: {e}"));
                 }
@@ -151,14 +136,14 @@ fn summary(
 
 fn verify_logged(
     store: &Store,
-    source: &KeySource,
-    keys: &mut Keys,
+    config: &PluginConfig,
+    keyring: &Keyring,
     ts: &str,
     name: &str,
     progress: &Progress,
 ) -> Outcome {
     let mut log = CallLog::start("verify", &format!("{ts}/{name}"));
-    let result = verify_object(store, source, keys, ts, name, progress, &mut log);
+    let result = verify_object(store, config, keyring, ts, name, progress, &mut log);
     match result {
         Ok(v) => {
             log.finish(&Ok(()));
@@ -176,8 +161,8 @@ fn verify_logged(
 /// read and decoded go to `log`, failed or not.
 fn verify_object(
     store: &Store,
-    source: &KeySource,
-    keys: &Keys,
+    config: &PluginConfig,
+    keyring: &Keyring,
     ts: &str,
     name: &str,
     progress: &Progress,
@@ -188,8 +173,8 @@ fn verify_object(
         log.note("ASCII-armored age file (age -a)");
     }
     let (header, fetch) = fetch.read_header()?;
-    let identity = match which_identity(&header, &keys.identities) {
-        Ok(i) => i,
+    let identity = match keyring.open(&header) {
+        Ok(opened) => opened.identity,
         Err(e) => {
             log.bytes_in = fetch.bytes_read();
             return Err(fetch.abort(anyhow!("{}", header_problem(&e))));
@@ -197,14 +182,14 @@ fn verify_object(
     };
     let mut input = BufReader::new(io::Cursor::new(header.encode()).chain(fetch));
     let opts = DecodeOptions {
-        workers: source.config.workers,
+        workers: config.workers,
         expected_name: Some(name),
         ranges: None,
-        max_memory: source.config.max_memory,
+        max_memory: config.max_memory,
     };
     let decoded_bytes = AtomicU64::new(0);
     let sink = Metered::new(io::sink(), &decoded_bytes);
-    let decoded = pipeline::decode(&mut input, sink, &keys.identities, &opts);
+    let decoded = pipeline::decode(&mut input, sink, keyring.identities(), &opts);
     let (_, fetch) = input.into_inner().into_inner();
     log.bytes_in = fetch.bytes_read();
     log.bytes_out = decoded_bytes.load(Ordering::Relaxed);
@@ -213,21 +198,6 @@ fn verify_object(
             fetch.finish()?.log(log);
             Ok(Verified { identity })
         }
-        Err(e) => Err(fetch.abort(anyhow!("{}", e.explain(&source.identity_files, name)))),
+        Err(e) => Err(fetch.abort(anyhow!("{}", e.explain(keyring.files(), name)))),
     }
-}
-
-/// The index of the first identity of the keyring that opens the header.
-pub fn which_identity(
-    header: &Header,
-    identities: &[Box<dyn age::Identity>],
-) -> Result<usize, HeaderError> {
-    for (i, identity) in identities.iter().enumerate() {
-        match header.unwrap_file_key(std::slice::from_ref(identity)) {
-            Ok(_) => return Ok(i),
-            Err(HeaderError::NoMatchingKey) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(HeaderError::NoMatchingKey)
 }

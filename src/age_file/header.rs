@@ -21,6 +21,10 @@ pub const AGE_PREFIX: &[u8] = b"age-encryption.org/";
 const STANZA_PREFIX: &[u8] = b"-> ";
 const MAC_PREFIX: &[u8] = b"--- ";
 const ENCODED_MAC_LEN: usize = 43;
+/// The label of a post-quantum recipient: like Go age, a header is never written for
+/// recipients with different labels, so a post-quantum recipient is never mixed with a
+/// classic one (which would make the file only as strong as X25519).
+pub const POSTQUANTUM_LABEL: &str = "postquantum";
 /// A header larger than this is refused: no honest header comes close (one X25519
 /// stanza is about 100 bytes, a post-quantum one about 1.6 KB), and a hostile one must
 /// not make us allocate without bound.
@@ -87,19 +91,21 @@ impl Header {
     /// Builds the header that wraps `file_key` for every recipient. As in age, every
     /// recipient must hand back the same set of labels: a post-quantum recipient (label
     /// `postquantum`) is never mixed with a classic one.
-    pub fn wrap(file_key: &FileKey, recipients: &[Box<dyn Recipient>]) -> Result<Header, String> {
+    pub fn wrap<R: AsRef<dyn Recipient>>(
+        file_key: &FileKey,
+        recipients: &[R],
+    ) -> Result<Header, String> {
         let mut stanzas = Vec::new();
         let mut first_labels = None;
         for recipient in recipients {
             let (mut wrapped, labels) = recipient
+                .as_ref()
                 .wrap_file_key(file_key)
                 .map_err(|e| format!("wrapping the file key failed: {e}"))?;
             match &first_labels {
                 None => first_labels = Some(labels),
                 Some(first) if *first != labels => {
-                    let pq = |l: &std::collections::HashSet<String>| {
-                        l.contains(crate::keys::mlkem768x25519::POSTQUANTUM_LABEL)
-                    };
+                    let pq = |l: &std::collections::HashSet<String>| l.contains(POSTQUANTUM_LABEL);
                     return Err(if pq(first) != pq(&labels) {
                         "cannot encrypt to both post-quantum and classic recipients: the object would be only as strong as X25519 against a quantum computer".into()
                     } else {
@@ -134,10 +140,10 @@ impl Header {
     /// The same file key wrapped for other recipients: a new header with a new MAC. The
     /// payload that follows the header stays valid, since its key derives from the file
     /// key and the payload nonce only.
-    pub fn rewrap(
+    pub fn rewrap<I: AsRef<dyn Identity>, R: AsRef<dyn Recipient>>(
         &self,
-        identities: &[Box<dyn Identity>],
-        recipients: &[Box<dyn Recipient>],
+        identities: &[I],
+        recipients: &[R],
     ) -> Result<Header, HeaderError> {
         let file_key = self.unwrap_file_key(identities)?;
         Header::wrap(&file_key, recipients).map_err(HeaderError::Unwrap)
@@ -221,13 +227,13 @@ impl Header {
 
     /// Finds the file key with the first identity of the keyring that unwraps a stanza,
     /// and checks the header MAC with it.
-    pub fn unwrap_file_key(
+    pub fn unwrap_file_key<I: AsRef<dyn Identity>>(
         &self,
-        identities: &[Box<dyn Identity>],
+        identities: &[I],
     ) -> Result<FileKey, HeaderError> {
         let file_key = identities
             .iter()
-            .find_map(|identity| identity.unwrap_stanzas(&self.stanzas))
+            .find_map(|identity| identity.as_ref().unwrap_stanzas(&self.stanzas))
             .ok_or(HeaderError::NoMatchingKey)?
             .map_err(|e| HeaderError::Unwrap(e.to_string()))?;
         let mut mac = header_mac(&file_key);

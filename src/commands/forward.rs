@@ -10,7 +10,7 @@ use crate::cli::HookArgs;
 use crate::config::PluginConfig;
 use crate::gpbackup::check_timestamp;
 use crate::inner::{Forwarded, Hook, InnerPlugin};
-use crate::keys;
+use crate::keys::{Keyring, Recipients};
 use crate::log::CallLog;
 
 /// A setup or cleanup hook: validate, create the local directory on setup, forward with
@@ -27,14 +27,11 @@ pub fn hook(hook: Hook, args: &HookArgs) -> Result<()> {
         match hook {
             // Fail fast, before gpbackup starts moving data.
             Hook::SetupForBackup => {
-                keys::load_recipients(
-                    config.recipients.as_deref(),
-                    config.recipients_file.as_deref(),
-                )?;
+                Recipients::from_config(&config)?;
             }
             Hook::SetupForRestore => {
-                let (_identities, warnings) = keys::load_identities(&config.identity_files)?;
-                warnings.0.into_iter().for_each(|w| log.note(w));
+                let keyring = Keyring::from_config(&config)?;
+                keyring.warnings().iter().for_each(|w| log.note(w));
             }
             Hook::CleanupForBackup | Hook::CleanupForRestore => {}
         }

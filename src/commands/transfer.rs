@@ -20,7 +20,7 @@ use crate::age_file::{AgeInput, Encoding};
 use crate::config::PluginConfig;
 use crate::gpbackup::object_name;
 use crate::inner::{InnerPlugin, InnerReader};
-use crate::keys;
+use crate::keys::{Keyring, Recipients};
 use crate::log::{CallLog, Metered};
 use crate::message::io_reason;
 use crate::pipeline::encode::EncodeError;
@@ -66,10 +66,7 @@ fn backup(
 ) -> Result<()> {
     let config = PluginConfig::load(config_path)?;
     let name = object_name(key)?;
-    let recipients = keys::load_recipients(
-        config.recipients.as_deref(),
-        config.recipients_file.as_deref(),
-    )?;
+    let recipients = Recipients::from_config(&config)?;
     let inner = InnerPlugin::new(&config)?;
     let opts = EncodeOptions {
         compression: config.compression,
@@ -89,7 +86,7 @@ fn backup(
     read.map_err(|e| anyhow!(EncodeError::Input(e)))?;
     if head.len() <= WHOLE_OBJECT_LIMIT {
         let mut sealed = Vec::new();
-        let (_, report) = pipeline::encode(&head[..], &mut sealed, name, &recipients, &opts)
+        let (_, report) = pipeline::encode(&head[..], &mut sealed, name, recipients.keys(), &opts)
             .map_err(|e| anyhow!(e))?;
         log_encoded(log, &report);
         feeder::check(feeder)?;
@@ -104,7 +101,7 @@ fn backup(
         input,
         Metered::new(&mut writer, &bytes_out),
         name,
-        &recipients,
+        recipients.keys(),
         &opts,
     );
     log.bytes_in = bytes_in.load(Ordering::Relaxed);
@@ -229,8 +226,8 @@ fn restore(
     let reader = inner.restore_data(key)?;
     // Loaded while the inner plugin starts, not before: a small restore waits on it.
     // On failure, dropping `reader` stops the inner plugin.
-    let (identities, warnings) = keys::load_identities(&config.identity_files)?;
-    warnings.0.into_iter().for_each(|w| log.note(w));
+    let keyring = Keyring::from_config(&config)?;
+    keyring.warnings().iter().for_each(|w| log.note(w));
     // Only for a look at the first bytes: larger reads go around it.
     let input = match AgeInput::open(BufReader::with_capacity(8 * 1024, reader)) {
         Ok(input) => input,
@@ -247,7 +244,7 @@ fn restore(
             if input.encoding() == Encoding::Armored {
                 log.note("ASCII-armored age file (age -a)");
             }
-            decoded(input, out, &identities, name, ranges, &config, log)
+            decoded(input, out, &keyring, name, ranges, &config, log)
         }
         _ if config.allow_plaintext_restore => {
             log.note("plaintext object passed through (allow_plaintext_restore)");
@@ -287,7 +284,7 @@ type ObjectInput = AgeInput<BufReader<InnerReader>>;
 fn decoded(
     mut input: ObjectInput,
     out: impl Write + Send,
-    identities: &[Box<dyn age::Identity>],
+    keyring: &Keyring,
     name: &str,
     ranges: Option<&ByteRanges>,
     config: &PluginConfig,
@@ -299,7 +296,7 @@ fn decoded(
         ranges,
         max_memory: config.max_memory,
     };
-    let decoded = pipeline::decode(&mut input, out, identities, &opts);
+    let decoded = pipeline::decode(&mut input, out, keyring.identities(), &opts);
     log.bytes_in = input.with_inner(|r| r.get_ref().bytes_read());
     let reader = input.into_inner().into_inner();
     match decoded {
@@ -318,7 +315,7 @@ fn decoded(
             Ok(Ending::Done)
         }
         Err(e) if e.is_reader_gone() => Ok(reader_gone(reader, log)),
-        Err(e) => Err(reader.abort(anyhow!(e.explain(&config.identity_files, name)))),
+        Err(e) => Err(reader.abort(anyhow!(e.explain(keyring.files(), name)))),
     }
 }
 

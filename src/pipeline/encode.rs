@@ -224,7 +224,7 @@ pub fn encode<R: Read, W: Write + Send>(
     mut input: R,
     mut out: W,
     name: &str,
-    recipients: &[Box<dyn Recipient>],
+    recipients: &[impl AsRef<dyn Recipient>],
     opts: &EncodeOptions,
 ) -> Result<(W, EncodeReport), EncodeError> {
     let file_key = new_file_key();
