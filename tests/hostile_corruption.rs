@@ -451,7 +451,7 @@ fn an_object_rewrapped_to_a_key_not_in_the_keyring_is_refused() {
             &[Box::new(stranger.to_public()) as Box<dyn age::Recipient>],
         )
         .unwrap();
-    let mut bytes = rewrapped.encode();
+    let mut bytes = rewrapped.header.encode();
     bytes.extend_from_slice(&o.bytes[header_and_payload(&o.bytes).0..]);
     // The stranger can open it (it is a valid object) ...
     let mut out = Vec::new();
@@ -877,6 +877,7 @@ fn verify_refuses_the_same_damage() {
         let mut b = header
             .rewrap(demo_keyring().identities(), &[r])
             .unwrap()
+            .header
             .encode();
         b.extend_from_slice(&pristine[header_and_payload(&pristine).0..]);
         b

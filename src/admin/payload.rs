@@ -11,7 +11,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use zeroize::Zeroizing;
 
 use crate::age_file::stream::{StreamError, StreamOpener};
-use crate::age_file::{PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE, TAG_SIZE};
+use crate::age_file::{PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
 use crate::config::PluginConfig;
 use crate::keys::{Keyring, Recipients};
 use crate::object::read_full;
@@ -152,7 +152,7 @@ impl Ends {
         self.previous = self.last.replace(Arc::clone(block));
     }
 
-    /// The last `n` bytes (n <= one chunk, so within the last two blocks).
+    /// The last `n` bytes (n <= one block, so within the last two blocks).
     fn tail(&self, n: usize) -> Vec<u8> {
         let have = self.previous.as_ref().map_or(0, |p| p.len())
             + self.last.as_ref().map_or(0, |l| l.len());
@@ -166,39 +166,11 @@ impl Ends {
         out.split_off(out.len() - n.min(out.len()))
     }
 
-    /// Authenticates the first and the final chunk (age's STREAM: chunk `i` has the
-    /// nonce `i` as 11 big-endian bytes and a last-chunk flag byte).
+    /// Authenticates the first and the final chunk, by the rules of the format.
     fn check(&self, file_key: &FileKey, nonce: &[u8]) -> Result<(), String> {
-        let len = self.len;
-        if len < TAG_SIZE as u64 {
-            return Err(StreamError::Truncated.to_string());
-        }
-        let chunk = ENCRYPTED_CHUNK_SIZE as u64;
-        let count = len.div_ceil(chunk);
-        let last_index = count - 1;
-        let last_len = (len - last_index * chunk) as usize;
-        if last_len < TAG_SIZE || (last_len == TAG_SIZE && last_index > 0) {
-            // A final chunk that is too short, or empty after full ones: cut or padded.
-            return Err(StreamError::Authentication { chunk: last_index }.to_string());
-        }
-        let key = PayloadKey::derive(file_key, nonce);
-        let opens = |index: u64, last: bool, sealed: &[u8]| key.chunk_opens(index, last, sealed);
-        if last_index > 0 && !opens(0, false, &self.first) {
-            return Err(StreamError::Authentication { chunk: 0 }.to_string());
-        }
-        let tail = self.tail(last_len);
-        if !opens(last_index, true, &tail) {
-            // Sealed as a middle chunk: the payload was cut at a chunk boundary.
-            return Err(
-                if last_len == ENCRYPTED_CHUNK_SIZE && opens(last_index, false, &tail) {
-                    StreamError::Truncated
-                } else {
-                    StreamError::Authentication { chunk: last_index }
-                }
-                .to_string(),
-            );
-        }
-        Ok(())
+        PayloadKey::derive(file_key, nonce)
+            .check_ends(self.len, &self.first, &self.tail(2 * ENCRYPTED_CHUNK_SIZE))
+            .map_err(|e| e.to_string())
     }
 }
 

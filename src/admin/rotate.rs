@@ -548,13 +548,10 @@ fn rewrapped_from_file(ctx: &Ctx, orig: &Path, writer: &mut dyn Write) -> Result
 
 /// The header for the current recipients around the same file key, encoded.
 fn rewrap(header: &Header, ctx: &Ctx) -> Result<Vec<u8>> {
-    let file_key = ctx
-        .keyring
-        .open(header)
-        .map_err(|e| rotation_problem(&e))?
-        .file_key;
-    let new_header = Header::wrap(&file_key, ctx.recipients.keys()).map_err(|e| anyhow!(e))?;
-    Ok(new_header.encode())
+    let rewrapped = header
+        .rewrap(ctx.keyring.identities(), ctx.recipients.keys())
+        .map_err(|e| rotation_problem(&e))?;
+    Ok(rewrapped.header.encode())
 }
 
 /// Decodes the staged copy and encodes it again under a fresh file key into `new`.
@@ -654,14 +651,11 @@ fn streaming(ctx: &Ctx, name: &str, moved: &Moved) -> Result<Outcome> {
     }
     match ctx.mode {
         Mode::Rewrap => {
-            let file_key = match ctx.keyring.open(&header) {
-                Ok(opened) => opened.file_key,
-                Err(e) => return Err(fetch.abort(rotation_problem(&e))),
-            };
-            let new_header = match Header::wrap(&file_key, ctx.recipients.keys()) {
-                Ok(h) => h.encode(),
-                Err(e) => return Err(fetch.abort(anyhow!(e))),
-            };
+            let (new_header, file_key) =
+                match header.rewrap(ctx.keyring.identities(), ctx.recipients.keys()) {
+                    Ok(rewrapped) => (rewrapped.header.encode(), rewrapped.file_key),
+                    Err(e) => return Err(fetch.abort(rotation_problem(&e))),
+                };
             let mut writer = match ctx.store.put(ctx.ts, name) {
                 Ok(w) => w,
                 Err(e) => return Err(fetch.abort(e)),

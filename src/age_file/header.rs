@@ -1,8 +1,8 @@
 //! The age v1 header: the version line, one stanza per recipient, and the header MAC.
 //!
 //! Parsing keeps the exact bytes the MAC covers, so a header is verified as it was
-//! written, and [`Header::rewrap`] can build a new header for other recipients around
-//! the same file key (key rotation without touching the payload).
+//! written, and [`Header::rewrap`] builds a new header for other recipients around the
+//! same file key (key rotation without touching the payload).
 
 use std::fmt;
 use std::io::BufRead;
@@ -48,6 +48,9 @@ pub enum HeaderError {
     BadMac,
     /// An identity recognised a stanza and failed to unwrap it.
     Unwrap(String),
+    /// Wrapping the file key for new recipients failed (what is wrong is in the
+    /// string: no recipients, recipients that cannot be mixed).
+    Wrap(String),
     /// Reading failed.
     Io(std::io::Error),
 }
@@ -72,12 +75,20 @@ impl fmt::Display for HeaderError {
                 )
             }
             HeaderError::Unwrap(e) => write!(f, "could not unwrap the file key: {e}"),
+            HeaderError::Wrap(e) => write!(f, "{e}"),
             HeaderError::Io(e) => write!(f, "reading the age header: {e}"),
         }
     }
 }
 
 impl std::error::Error for HeaderError {}
+
+/// What [`Header::rewrap`] made: the new header, and the file key it shares with the
+/// old one.
+pub struct Rewrapped {
+    pub header: Header,
+    pub file_key: FileKey,
+}
 
 /// A parsed or freshly built age v1 header.
 pub struct Header {
@@ -137,16 +148,19 @@ impl Header {
         })
     }
 
-    /// The same file key wrapped for other recipients: a new header with a new MAC. The
-    /// payload that follows the header stays valid, since its key derives from the file
-    /// key and the payload nonce only.
+    /// This header's file key wrapped for other recipients: the file key is unwrapped
+    /// with the first identity that opens this header (its MAC checked), and a new
+    /// header with a new MAC wraps it for `recipients`. The payload that follows the
+    /// header stays valid, since its key derives from the file key and the payload nonce
+    /// only; the file key comes back too, to check that payload with.
     pub fn rewrap<I: AsRef<dyn Identity>, R: AsRef<dyn Recipient>>(
         &self,
         identities: &[I],
         recipients: &[R],
-    ) -> Result<Header, HeaderError> {
+    ) -> Result<Rewrapped, HeaderError> {
         let file_key = self.unwrap_file_key(identities)?;
-        Header::wrap(&file_key, recipients).map_err(HeaderError::Unwrap)
+        let header = Header::wrap(&file_key, recipients).map_err(HeaderError::Wrap)?;
+        Ok(Rewrapped { header, file_key })
     }
 
     /// Reads one header from `input`, consuming exactly its bytes (the payload nonce
