@@ -37,6 +37,19 @@ fn open(path: &Path) -> Option<File> {
         .ok()
 }
 
+/// Runs `body` with a log line around it (a plugin call, or one object of an operator
+/// command): the line is written when `body` returns, with its outcome.
+pub fn logged<T>(
+    command: &str,
+    object: &str,
+    body: impl FnOnce(&mut CallLog) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut log = CallLog::start(command, object);
+    let outcome = body(&mut log);
+    log.finish(outcome.as_ref().err());
+    outcome
+}
+
 /// The log line of one call, filled in as the call goes.
 pub struct CallLog {
     command: String,
@@ -73,13 +86,13 @@ impl CallLog {
         self.notes.push(note.into());
     }
 
-    /// Appends the line; `outcome` is `Ok` or the error that ends the call.
-    pub fn finish(mut self, outcome: &Result<(), anyhow::Error>) {
+    /// Appends the line; `failure` is the error that ended the call, if it failed.
+    pub fn finish(mut self, failure: Option<&anyhow::Error>) {
         let now = Local::now();
         let Some(path) = log_path(&now) else { return };
-        let result = match outcome {
-            Ok(()) => self.ok_outcome.take().unwrap_or_else(|| "ok".to_string()),
-            Err(e) => format!("error: {}", crate::message::one_line(&format!("{e:#}"))),
+        let result = match failure {
+            None => self.ok_outcome.take().unwrap_or_else(|| "ok".to_string()),
+            Some(e) => format!("error: {}", crate::message::one_line(&format!("{e:#}"))),
         };
         let notes = if self.notes.is_empty() {
             String::new()

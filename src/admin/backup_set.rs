@@ -321,20 +321,6 @@ pub fn discover_or_report(
         .ok()
 }
 
-/// What went wrong over several backup sets, for the closing error of rotate and
-/// verify: "N object(s) failed, M backup set(s) could not be read", naming only what
-/// happened; `None` when nothing did.
-pub fn failure_tally(failed_objects: usize, failed_sets: usize) -> Option<String> {
-    let parts: Vec<String> = [
-        (failed_objects > 0).then(|| format!("{failed_objects} object(s) failed")),
-        (failed_sets > 0).then(|| format!("{failed_sets} backup set(s) could not be read")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    (!parts.is_empty()).then(|| parts.join(", "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,13 +5,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::logged;
 use crate::cli::HookArgs;
 use crate::config::PluginConfig;
 use crate::gpbackup::check_timestamp;
 use crate::inner::{Forwarded, Hook, InnerPlugin};
 use crate::keys::{Keyring, Recipients};
-use crate::log::CallLog;
+use crate::log::{logged, CallLog};
 
 /// A setup or cleanup hook: validate, create the local directory on setup, forward with
 /// the scope and content ID exactly as received.

@@ -10,7 +10,6 @@ use anyhow::{bail, Result};
 
 use crate::cli::{Cli, Command, API_VERSION, VERSION_LINE};
 use crate::inner::Hook;
-use crate::log::CallLog;
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -103,16 +102,4 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
     };
     eprintln!("gpbackup_age_plugin: {first}{hint}; run gpbackup_age_plugin --help");
     ExitCode::from(2)
-}
-
-/// Runs `body` with a call log line around it.
-fn logged(
-    command: &str,
-    object: &str,
-    body: impl FnOnce(&mut CallLog) -> Result<()>,
-) -> Result<()> {
-    let mut log = CallLog::start(command, object);
-    let outcome = body(&mut log);
-    log.finish(&outcome);
-    outcome
 }

@@ -15,13 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::feeder::{self, Feeder};
-use super::logged;
 use crate::age_file::{AgeInput, Encoding};
 use crate::config::PluginConfig;
 use crate::gpbackup::object_name;
 use crate::inner::{InnerPlugin, InnerReader};
 use crate::keys::{Keyring, Recipients};
-use crate::log::{CallLog, Metered};
+use crate::log::{logged, CallLog, Metered};
 use crate::message::io_reason;
 use crate::pipeline::encode::EncodeError;
 use crate::pipeline::{self, ByteRanges, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
