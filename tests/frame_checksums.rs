@@ -147,6 +147,33 @@ fn restore(h: &Harness, key: &str) -> std::process::Output {
     call_bounded(h, "restore_data", key, b"")
 }
 
+/// `inspect --identity DEMO OBJECT`: whether it succeeded, and its lines.
+fn inspect(h: &Harness, object: &Path) -> (bool, String) {
+    let out = admin(
+        h,
+        &[
+            "inspect",
+            object.to_str().unwrap(),
+            "--identity",
+            demo_identity().to_str().unwrap(),
+        ],
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+/// A restore that succeeds with exactly `data`; returns the call log's
+/// `sha256_checked=` of it.
+#[track_caller]
+fn restores(h: &Harness, key: &str, data: &[u8]) -> String {
+    let out = restore(h, key);
+    assert_success(&out);
+    assert!(out.stdout == data, "{key}: restored other bytes");
+    last_sha256_checked(h)
+}
+
 /// The call log's `sha256_checked=` of the last restore_data call.
 fn last_sha256_checked(h: &Harness) -> String {
     let lines = log_lines(h);
@@ -198,21 +225,9 @@ fn new_objects_carry_checksums_in_every_frame_and_restore_without_the_sha256() {
                 "{key}: a frame without checksum"
             );
         }
-        let out = restore(&h, &key);
-        assert_success(&out);
-        assert_eq!(out.stdout, data, "{key}");
-        assert_eq!(last_sha256_checked(&h), "false", "{key}");
-        let inspected = admin(
-            &h,
-            &[
-                "inspect",
-                object.to_str().unwrap(),
-                "--identity",
-                demo_identity().to_str().unwrap(),
-            ],
-        );
-        let text = String::from_utf8_lossy(&inspected.stdout).to_string();
-        assert!(inspected.status.success(), "{text}");
+        assert_eq!(restores(&h, &key, &data), "false", "{key}");
+        let (inspected, text) = inspect(&h, &object);
+        assert!(inspected, "{text}");
         assert_eq!(
             field(&text, "frame checksums"),
             "zstd content checksum (XXH64) in every frame"
@@ -222,10 +237,7 @@ fn new_objects_carry_checksums_in_every_frame_and_restore_without_the_sha256() {
     // Asked for, the SHA-256 is computed and checked too.
     h.write_config(&[("restore_check_sha256", "on")]);
     for (key, data, _) in inputs(&h) {
-        let out = restore(&h, &key);
-        assert_success(&out);
-        assert_eq!(out.stdout, data);
-        assert_eq!(last_sha256_checked(&h), "true", "{key}");
+        assert_eq!(restores(&h, &key, &data), "true", "{key}");
     }
 }
 
@@ -304,10 +316,7 @@ fn an_altered_trailer_sha256_is_found_by_verify_and_by_restore_check_sha256_only
                 "{err}"
             );
         };
-        let out = restore(&h, &key);
-        assert_success(&out);
-        assert_eq!(&out.stdout, original, "{name}");
-        assert_eq!(last_sha256_checked(&h), "false");
+        assert_eq!(restores(&h, &key, original), "false", "{name}");
         verify(&h);
 
         h.write_config(&[("restore_check_sha256", "on")]);
@@ -315,17 +324,8 @@ fn an_altered_trailer_sha256_is_found_by_verify_and_by_restore_check_sha256_only
         assert_one_line_failure(&out, &[&name, "SHA-256 of the restored data"]);
         verify(&h);
 
-        let inspected = admin(
-            &h,
-            &[
-                "inspect",
-                object.to_str().unwrap(),
-                "--identity",
-                demo_identity().to_str().unwrap(),
-            ],
-        );
-        assert!(!inspected.status.success());
-        let text = String::from_utf8_lossy(&inspected.stdout).to_string();
+        let (inspected, text) = inspect(&h, &object);
+        assert!(!inspected, "{text}");
         assert!(
             field(&text, "verified").contains("SHA-256 of the restored data"),
             "{text}"
@@ -343,21 +343,9 @@ fn objects_without_frame_checksums_keep_the_sha256_check() {
             *frame = strip_checksum(frame);
         }
         std::fs::write(&object, parts.seal()).unwrap();
-        let out = restore(&h, &key);
-        assert_success(&out);
-        assert_eq!(out.stdout, data, "{key}");
-        assert_eq!(last_sha256_checked(&h), "true", "{key}");
-        let inspected = admin(
-            &h,
-            &[
-                "inspect",
-                object.to_str().unwrap(),
-                "--identity",
-                demo_identity().to_str().unwrap(),
-            ],
-        );
-        let text = String::from_utf8_lossy(&inspected.stdout).to_string();
-        assert!(inspected.status.success(), "{text}");
+        assert_eq!(restores(&h, &key, &data), "true", "{key}");
+        let (inspected, text) = inspect(&h, &object);
+        assert!(inspected, "{text}");
         assert!(
             field(&text, "frame checksums").starts_with("none"),
             "{text}"

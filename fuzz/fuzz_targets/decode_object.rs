@@ -55,11 +55,8 @@ fuzz_target!(|data: &[u8]| {
             .expect("ranges");
         let mut part = Vec::new();
         let opts = DecodeOptions {
-            workers,
-            expected_name: Some(name),
             ranges: Some(&ranges),
-            max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
-            check_sha256: false,
+            ..opts
         };
         decode(&obj[..], &mut part, &ids, &opts).expect("subset of a valid object");
         let mut want = out[1..(len / 3 + 1) as usize].to_vec();
@@ -75,11 +72,8 @@ fuzz_target!(|data: &[u8]| {
         let ranges = ByteRanges::parse(&text).expect("ranges");
         let mut part = Vec::new();
         let opts = DecodeOptions {
-            workers,
-            expected_name: Some(name),
             ranges: Some(&ranges),
-            max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
-            check_sha256: false,
+            ..opts
         };
         let result = decode(&obj[..], &mut part, &ids, &opts);
         assert_eq!(result.is_ok(), legal, "{text}: {:?}", result.err());
