@@ -179,20 +179,33 @@ fn iterations() -> usize {
 
 const NAME: &str = "gpbackup_0_20250101010101_16384";
 
+/// How a seed's frames are made.
+#[derive(Clone, Copy)]
+enum Frames {
+    /// Compressed, with zstd's content checksum (as this build writes them) or
+    /// without (as builds before frame checksums did).
+    Compressed { checksum: bool },
+    /// Stored (always with a checksum).
+    Stored,
+}
+
 /// A valid object plaintext of `data` in frames of `frame_size`.
-fn plaintext(data: &[u8], frame_size: usize, compress: bool) -> Vec<u8> {
+fn plaintext(data: &[u8], frame_size: usize, frames_as: Frames) -> Vec<u8> {
     let mut out = ObjectHeader::new(frame_size as u32, NAME).encode();
     let mut frames = 0u64;
     for piece in data.chunks(frame_size) {
-        let (kind, frame) = if compress {
-            (
-                FrameKind::Compressed,
-                zstd::bulk::compress(piece, 1).unwrap(),
-            )
-        } else {
-            let mut f = Vec::new();
-            write_stored_frame(piece, &mut f);
-            (FrameKind::Stored, f)
+        let (kind, frame) = match frames_as {
+            Frames::Compressed { checksum } => {
+                let mut c = zstd::bulk::Compressor::new(1).unwrap();
+                c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(checksum))
+                    .unwrap();
+                (FrameKind::Compressed, c.compress(piece).unwrap())
+            }
+            Frames::Stored => {
+                let mut f = Vec::new();
+                write_stored_frame(piece, &mut f);
+                (FrameKind::Stored, f)
+            }
         };
         let d = FrameDescriptor {
             kind,
@@ -223,10 +236,20 @@ fn text(len: usize) -> Vec<u8> {
 fn plaintext_seeds() -> Vec<(Vec<u8>, Vec<u8>)> {
     let random = common::random_bytes(3000, 77);
     vec![
-        (plaintext(b"", 1000, true), Vec::new()),
-        (plaintext(&text(5000), 1000, true), text(5000)),
-        (plaintext(&random, 700, false), random.clone()),
-        (plaintext(&text(300), 64, false), text(300)),
+        (
+            plaintext(b"", 1000, Frames::Compressed { checksum: true }),
+            Vec::new(),
+        ),
+        (
+            plaintext(&text(5000), 1000, Frames::Compressed { checksum: true }),
+            text(5000),
+        ),
+        (
+            plaintext(&text(5000), 1000, Frames::Compressed { checksum: false }),
+            text(5000),
+        ),
+        (plaintext(&random, 700, Frames::Stored), random.clone()),
+        (plaintext(&text(300), 64, Frames::Stored), text(300)),
     ]
 }
 
