@@ -200,6 +200,7 @@ fn verify_object(
         expected_name: Some(name),
         ranges: None,
         max_memory: source.config.max_memory,
+        check_sha256: true,
     };
     let decoded_bytes = AtomicU64::new(0);
     let sink = Metered::new(io::sink(), &decoded_bytes);
