@@ -73,7 +73,7 @@ before=$(sha256sum "$meta")
 bash -c "$plugin backup_file $config $meta"
 [ "$(sha256sum "$meta")" = "$before" ] && echo "local file left byte-identical"
 
-say "restore_data: decrypt, verify (length, SHA-256, name) and decompress"
+say "restore_data: decrypt, decompress and verify (every chunk, every frame's checksum, length, name)"
 bash -c "$plugin restore_data $config $datakey" | cmp - "$sample" && echo "restored stream is byte-identical"
 
 say "restore_file"

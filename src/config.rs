@@ -28,6 +28,7 @@ pub const OWN_OPTIONS: &[&str] = &[
     "restore_subset",
     "allow_plaintext_restore",
     "stall_timeout_seconds",
+    "restore_check_sha256",
 ];
 
 /// Options gpbackup itself adds that describe *this* plugin, so they are consumed here
@@ -71,6 +72,9 @@ pub struct PluginConfig {
     /// `pipeline::Plan`): the bound on its memory, whatever `workers` says.
     pub max_memory: usize,
     pub allow_plaintext_restore: bool,
+    /// Restores check the SHA-256 of the original even of objects whose frames carry
+    /// zstd content checksums (`pipeline::DecodeOptions::check_sha256`).
+    pub restore_check_sha256: bool,
     /// A call whose inner plugin moves no byte for this long fails (None: wait forever).
     pub stall_timeout: Option<Duration>,
     /// The inner plugin's options, unchanged.
@@ -183,6 +187,8 @@ impl PluginConfig {
         };
         let allow_plaintext_restore =
             parse_switch(take("allow_plaintext_restore"), "allow_plaintext_restore")?;
+        let restore_check_sha256 =
+            parse_switch(take("restore_check_sha256"), "restore_check_sha256")?;
         // gpbackup reads restore_subset itself; we only check that it is a switch.
         parse_switch(take("restore_subset"), "restore_subset")?;
         let stall_timeout = match take("stall_timeout_seconds") {
@@ -208,6 +214,7 @@ impl PluginConfig {
             workers,
             max_memory,
             allow_plaintext_restore,
+            restore_check_sha256,
             stall_timeout,
             passthrough: options,
         };

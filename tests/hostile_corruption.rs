@@ -182,6 +182,7 @@ fn restore_with(
         expected_name: Some(NAME),
         ranges: None,
         max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
+        check_sha256: false,
     };
     let r = decode(bytes, &mut out, ids, &opts).map(|_| ());
     (r, out)
@@ -460,6 +461,7 @@ fn an_object_rewrapped_to_a_key_not_in_the_keyring_is_refused() {
         expected_name: Some(NAME),
         ranges: None,
         max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
+        check_sha256: false,
     };
     let ids: Vec<Box<dyn age::Identity>> = vec![Box::new(stranger)];
     decode(&bytes[..], &mut out, &ids, &opts).expect("the stranger opens it");

@@ -25,8 +25,8 @@ use gpbackup_age_plugin::age_file::stream::{StreamOpener, StreamSealer};
 use gpbackup_age_plugin::age_file::{Header, PayloadKey, ENCRYPTED_CHUNK_SIZE};
 use gpbackup_age_plugin::config::{PluginConfig, OWN_OPTIONS};
 use gpbackup_age_plugin::object::{
-    write_stored_frame, FormatError, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer,
-    Record, Unit, UnitReader, MAX_FRAME_SIZE,
+    has_content_checksum, write_stored_frame, FormatError, FrameDescriptor, FrameKind,
+    ObjectHeader, ObjectTrailer, Record, Unit, UnitReader, MAX_FRAME_SIZE,
 };
 use gpbackup_age_plugin::pipeline::{decode, ByteRanges, DecodeOptions};
 use sha2::{Digest, Sha256};
@@ -179,20 +179,33 @@ fn iterations() -> usize {
 
 const NAME: &str = "gpbackup_0_20250101010101_16384";
 
+/// How a seed's frames are made.
+#[derive(Clone, Copy)]
+enum Frames {
+    /// Compressed, with zstd's content checksum (as this build writes them) or
+    /// without (as builds before frame checksums did).
+    Compressed { checksum: bool },
+    /// Stored (always with a checksum).
+    Stored,
+}
+
 /// A valid object plaintext of `data` in frames of `frame_size`.
-fn plaintext(data: &[u8], frame_size: usize, compress: bool) -> Vec<u8> {
+fn plaintext(data: &[u8], frame_size: usize, frames_as: Frames) -> Vec<u8> {
     let mut out = ObjectHeader::new(frame_size as u32, NAME).encode();
     let mut frames = 0u64;
     for piece in data.chunks(frame_size) {
-        let (kind, frame) = if compress {
-            (
-                FrameKind::Compressed,
-                zstd::bulk::compress(piece, 1).unwrap(),
-            )
-        } else {
-            let mut f = Vec::new();
-            write_stored_frame(piece, &mut f);
-            (FrameKind::Stored, f)
+        let (kind, frame) = match frames_as {
+            Frames::Compressed { checksum } => {
+                let mut c = zstd::bulk::Compressor::new(1).unwrap();
+                c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(checksum))
+                    .unwrap();
+                (FrameKind::Compressed, c.compress(piece).unwrap())
+            }
+            Frames::Stored => {
+                let mut f = Vec::new();
+                write_stored_frame(piece, &mut f);
+                (FrameKind::Stored, f)
+            }
         };
         let d = FrameDescriptor {
             kind,
@@ -223,10 +236,20 @@ fn text(len: usize) -> Vec<u8> {
 fn plaintext_seeds() -> Vec<(Vec<u8>, Vec<u8>)> {
     let random = common::random_bytes(3000, 77);
     vec![
-        (plaintext(b"", 1000, true), Vec::new()),
-        (plaintext(&text(5000), 1000, true), text(5000)),
-        (plaintext(&random, 700, false), random.clone()),
-        (plaintext(&text(300), 64, false), text(300)),
+        (
+            plaintext(b"", 1000, Frames::Compressed { checksum: true }),
+            Vec::new(),
+        ),
+        (
+            plaintext(&text(5000), 1000, Frames::Compressed { checksum: true }),
+            text(5000),
+        ),
+        (
+            plaintext(&text(5000), 1000, Frames::Compressed { checksum: false }),
+            text(5000),
+        ),
+        (plaintext(&random, 700, Frames::Stored), random.clone()),
+        (plaintext(&text(300), 64, Frames::Stored), text(300)),
     ]
 }
 
@@ -430,6 +453,7 @@ fn the_restore_pipeline_bounds_what_an_authenticated_hostile_object_allocates() 
         expected_name: Some(NAME),
         ranges: None,
         max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
+        check_sha256: false,
     };
     let mut sink = CountingSink(0);
     let (r, largest) = largest_allocation(|| decode(&obj[..], &mut sink, &s.identities(), &opts));
@@ -450,6 +474,21 @@ fn the_restore_pipeline_bounds_what_an_authenticated_hostile_object_allocates() 
     let e = r.expect_err("frame size over the bound");
     assert!(e.to_string().contains("frame size"), "{e}");
     assert!(largest < 2 * MIB, "allocated {largest} before refusing");
+}
+
+/// True when a plaintext has frames and every one carries a zstd content checksum.
+fn every_frame_checksummed(plaintext: &[u8]) -> bool {
+    let mut units = UnitReader::new(plaintext);
+    let mut frames = 0;
+    while let Ok(Some(unit)) = units.next_unit() {
+        if let Unit::Frame(_, frame) = unit {
+            if !has_content_checksum(&frame) {
+                return false;
+            }
+            frames += 1;
+        }
+    }
+    frames > 0
 }
 
 struct CountingSink(u64);
@@ -477,6 +516,7 @@ fn mutated_plaintexts_through_the_whole_restore_pipeline() {
             expected_name: Some(NAME),
             ranges: None,
             max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
+            check_sha256: false,
         };
         decode(&s.object(&seed)[..], &mut out, &ids, &opts).expect("a valid seed restores");
         assert_eq!(out, original);
@@ -488,15 +528,24 @@ fn mutated_plaintexts_through_the_whole_restore_pipeline() {
                 expected_name: Some(NAME),
                 ranges: None,
                 max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
+                // Both ways a restore may run (the SHA-256 asked for, or left to the
+                // frames' content checksums where they carry them).
+                check_sha256: n % 3 == 0,
             };
             let mut out = Vec::new();
             let (r, largest) = largest_allocation(|| decode(&obj[..], &mut out, &ids, &opts));
             assert!(largest <= frame_bound(), "allocated {largest}");
             if let Ok(report) = r {
-                // Whatever restores is self-consistent: the trailer's length and hash.
+                // Whatever restores is self-consistent: the trailer's length, and its hash
+                // unless every frame carried a content checksum (verified by libzstd)
+                // and the hash was not asked for.
                 let t = report.trailer.expect("full restores read the trailer");
                 assert_eq!(out.len() as u64, t.original_len);
-                assert_eq!(<[u8; 32]>::from(Sha256::digest(&out)), t.sha256);
+                if report.sha256_checked {
+                    assert_eq!(<[u8; 32]>::from(Sha256::digest(&out)), t.sha256);
+                } else {
+                    assert!(!opts.check_sha256 && every_frame_checksummed(&m));
+                }
             }
         }
     }

@@ -90,17 +90,25 @@ pub fn data(len: usize, seed: u8, compressible: bool) -> Vec<u8> {
         .collect()
 }
 
-/// A valid object plaintext of `data` in frames of `frame_size`, named `name`.
-pub fn plaintext(data: &[u8], frame_size: usize, name: &str, compress: bool) -> Vec<u8> {
+/// A valid object plaintext of `data` in frames of `frame_size`, named `name`;
+/// compressed frames carry zstd's content checksum if `checksum` (stored frames always
+/// do), as this build writes them, or none, as builds before frame checksums did.
+pub fn plaintext(
+    data: &[u8],
+    frame_size: usize,
+    name: &str,
+    compress: bool,
+    checksum: bool,
+) -> Vec<u8> {
     let frame_size = frame_size.max(1);
     let mut out = ObjectHeader::new(frame_size as u32, name).encode();
     let mut frames = 0u64;
     for piece in data.chunks(frame_size) {
         let (kind, frame) = if compress {
-            (
-                FrameKind::Compressed,
-                zstd::bulk::compress(piece, 1).expect("zstd"),
-            )
+            let mut c = zstd::bulk::Compressor::new(1).expect("zstd");
+            c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(checksum))
+                .expect("zstd");
+            (FrameKind::Compressed, c.compress(piece).expect("zstd"))
         } else {
             let mut f = Vec::new();
             write_stored_frame(piece, &mut f);
@@ -134,10 +142,11 @@ pub fn seed_plaintext(params: [u8; 4]) -> (Vec<u8>, Vec<u8>, String) {
         [1usize, 7, 64, 1000, 4096, 65536][usize::from(params[2]) % 6].max(len.div_ceil(32));
     let compressible = params[3] & 1 == 1;
     let compress = params[3] & 2 == 2;
+    let checksum = params[3] & 8 == 8;
     let original = data(len, params[1], compressible);
     let name = "gpbackup_0_20250101010101_16384".to_string();
     (
-        plaintext(&original, frame_size, &name, compress),
+        plaintext(&original, frame_size, &name, compress, checksum),
         original,
         name,
     )

@@ -229,6 +229,7 @@ pub fn read_object(
         expected_name: Some(name),
         ranges: None,
         max_memory: crate::pipeline::DEFAULT_MAX_MEMORY,
+        check_sha256: true,
     };
     match pipeline::decode(&mut input, &mut out, keyring.identities(), &opts) {
         Ok(_) => {

@@ -23,7 +23,8 @@ use crate::keys::kinds::is_post_quantum_stanza;
 use crate::keys::{KeyOrigin, Keyring};
 use crate::message::{hex, human_bytes, io_reason};
 use crate::object::{
-    FormatError, FrameKind, ObjectHeader, ObjectTrailer, Record, Unit, UnitReader,
+    has_content_checksum, FormatError, FrameKind, ObjectHeader, ObjectTrailer, Record, Unit,
+    UnitReader,
 };
 use crate::pipeline::decode::stock_decrypt_command;
 use crate::pipeline::{self, DecodeError, DecodeOptions};
@@ -175,6 +176,17 @@ pub fn describe(
             walk.stored
         ),
     );
+    let frames = walk.compressed + walk.stored;
+    if frames > 0 {
+        add(
+            "frame checksums",
+            match walk.checksummed {
+                n if n == frames => "zstd content checksum (XXH64) in every frame".into(),
+                0 => "none (written before frames carried them; restores check the SHA-256)".into(),
+                n => format!("in {n} of {frames} frames (restores refuse such a mix)"),
+            },
+        );
+    }
     add(
         "compression",
         if walk.plain_bytes > 0 {
@@ -206,6 +218,7 @@ pub fn describe(
         expected_name: None,
         ranges: None,
         max_memory: pipeline::DEFAULT_MAX_MEMORY,
+        check_sha256: true,
     };
     match pipeline::decode(open_age()?, io::sink(), keyring.identities(), &opts) {
         Ok(_) => {
@@ -248,6 +261,8 @@ struct Walk {
     trailer: Option<ObjectTrailer>,
     compressed: u64,
     stored: u64,
+    /// Frames that carry zstd's content checksum.
+    checksummed: u64,
     plain_bytes: u64,
     frame_bytes: u64,
     error: Option<String>,
@@ -268,6 +283,7 @@ fn walk_records<R: Read>(mut units: UnitReader<R>) -> Walk {
                     FrameKind::Compressed => walk.compressed += 1,
                     FrameKind::Stored => walk.stored += 1,
                 }
+                walk.checksummed += u64::from(has_content_checksum(&frame));
                 walk.plain_bytes += d.plain_len as u64;
                 walk.frame_bytes += frame.len() as u64;
             }

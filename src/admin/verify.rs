@@ -87,6 +87,7 @@ impl SetCommand for Verify<'_> {
             expected_name: Some(object.name),
             ranges: None,
             max_memory: self.config.max_memory,
+            check_sha256: true,
         };
         let sink = Metered::new(io::sink(), object.written);
         let decoded = pipeline::decode(&mut input, sink, self.keyring.identities(), &opts);

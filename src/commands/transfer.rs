@@ -294,6 +294,7 @@ fn decoded(
         expected_name: Some(name),
         ranges,
         max_memory: config.max_memory,
+        check_sha256: config.restore_check_sha256,
     };
     let decoded = pipeline::decode(&mut input, out, keyring.identities(), &opts);
     log.bytes_in = input.with_inner(|r| r.get_ref().bytes_read());
@@ -301,8 +302,8 @@ fn decoded(
     match decoded {
         Ok(report) => {
             log.note(format!(
-                "frames={} workers={} in_flight={}",
-                report.frames, report.workers, report.frames_in_flight
+                "frames={} workers={} in_flight={} sha256_checked={}",
+                report.frames, report.workers, report.frames_in_flight, report.sha256_checked
             ));
             let said = if report.trailer.is_some() {
                 reader.finish_verified()?

@@ -11,6 +11,10 @@
 //! ObjectTrailer (skippable)  original length, frame count, SHA-256 of the original
 //! ```
 //!
+//! Every zstd frame carries zstd's content checksum (XXH64 of its content), compressed
+//! frames from libzstd, stored frames from [`emit_stored_frame`]; objects written before
+//! that carry none ([`has_content_checksum`]).
+//!
 //! The descriptors form the frame index: a reader learns every frame's position in the
 //! original and its size in the stream without decompressing it. docs/FORMAT.md is the
 //! normative description; this module is its only encoder and parser.
@@ -210,6 +214,16 @@ impl<R: Read> UnitReader<R> {
         }
         Ok(payload)
     }
+}
+
+/// True when `frame`, a zstd frame as stored (it starts with [`ZSTD_MAGIC`]), carries
+/// a content checksum: bit 2 (Content_Checksum_flag) of its Frame_Header_Descriptor, the
+/// byte after the magic (RFC 8878, 3.1.1.1.1). Every frame this build writes carries
+/// one; objects written before it carry none. False for a frame too short to say.
+pub fn has_content_checksum(frame: &[u8]) -> bool {
+    frame
+        .get(4)
+        .is_some_and(|descriptor| descriptor & 0x04 != 0)
 }
 
 /// Reads until `buf` is full or the input ends; returns how much was read.

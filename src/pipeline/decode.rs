@@ -14,8 +14,8 @@ use super::{resolve_workers, ByteRanges, Plan, SEAL_BATCH_CHUNKS};
 use crate::age_file::stream::{StreamError, StreamOpener};
 use crate::age_file::{Header, HeaderError, PayloadKey, NONCE_SIZE};
 use crate::object::{
-    read_full, FormatError, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer, Record, Unit,
-    UnitReader,
+    has_content_checksum, read_full, FormatError, FrameDescriptor, FrameKind, ObjectHeader,
+    ObjectTrailer, Record, Unit, UnitReader,
 };
 
 /// What to decode and how.
@@ -27,6 +27,11 @@ pub struct DecodeOptions<'a> {
     pub ranges: Option<&'a ByteRanges>,
     /// Bytes the call may hold (see [`Plan`]); bounds the frames in flight and workers.
     pub max_memory: usize,
+    /// Check the SHA-256 of the original on a full read even when every frame carries
+    /// zstd's content checksum (which libzstd verifies frame by frame); objects whose
+    /// frames carry none are always checked. `restore_check_sha256` for restores; on
+    /// for `verify`, `inspect` and re-encryption. Subset reads never check it.
+    pub check_sha256: bool,
 }
 
 /// What was decoded.
@@ -42,6 +47,8 @@ pub struct DecodeReport {
     pub workers: usize,
     /// The most frames the plan let be in flight at once (0 when none were planned).
     pub frames_in_flight: usize,
+    /// Whether the SHA-256 of the original was computed and matched the trailer's.
+    pub sha256_checked: bool,
 }
 
 /// Why an object did not decode.
@@ -158,8 +165,10 @@ impl From<FormatError> for DecodeError {
 /// [`crate::age_file::AgeInput`] for armored ones) to `out`, opening it with the first
 /// identity of the keyring that matches.
 ///
-/// A full restore verifies everything (every chunk, every frame, the name, the frame
-/// count, the length and the SHA-256 of the original). A subset restore
+/// A full restore verifies every chunk, every frame (its length and, when the frames
+/// carry them, zstd's content checksum, XXH64), the name, the frame count and the
+/// length; and the SHA-256 of the original when the frames carry no content checksum
+/// (objects written before they did) or `opts.check_sha256` asks for it. A subset restore
 /// (`opts.ranges`) verifies what it reads: every chunk up to the end of its last range,
 /// every frame it decompresses, the name, and, only if it happens to read to the end,
 /// the frame count and length; the SHA-256 needs every frame and is left to full reads.
@@ -229,12 +238,14 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
             other => other?,
         };
         let (bytes_out, sha256) = sunk?;
+        let mut sha256_checked = false;
         if let (Some(t), Some(sha256)) = (&trailer, sha256) {
             if t.sha256 != sha256 {
                 return Err(DecodeError::Mismatch(
                     "SHA-256 of the restored data does not match the one recorded at backup".into(),
                 ));
             }
+            sha256_checked = true;
         }
         Ok(DecodeReport {
             header: object.clone(),
@@ -243,6 +254,7 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
             frames,
             workers: plan.map_or(0, |p| p.workers),
             frames_in_flight: plan.map_or(0, |p| p.frames),
+            sha256_checked,
         })
     })
 }
@@ -362,6 +374,11 @@ struct FrameSink<'scope, W: Write + Send> {
     plan: Option<Plan>,
     seq: u64,
     aborted: &'scope AtomicBool,
+    /// Whether the object's frames carry zstd content checksums, as its first frame
+    /// says (None before it); every other frame must say the same.
+    checksummed: Option<bool>,
+    /// Keep hashing even when they do ([`DecodeOptions::check_sha256`]).
+    check_sha256: bool,
 }
 
 struct InlineSink<W> {
@@ -453,6 +470,8 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
             plan: None,
             seq: 0,
             aborted,
+            checksummed: None,
+            check_sha256: opts.check_sha256,
         })
     }
 
@@ -466,6 +485,7 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
         scope: &'scope std::thread::Scope<'scope, '_>,
     ) -> Result<Vec<u8>, DecodeError> {
         let plain_len = descriptor.plain_len as usize;
+        self.note_checksum(&frame)?;
         // Stored frames cost a copy: only compressed ones are worth other threads.
         let worth_a_pool = descriptor.kind == FrameKind::Compressed;
         if worth_a_pool && self.seq >= 1 && self.pool.is_none() && self.plan.is_none() {
@@ -516,6 +536,31 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
                 Ok(pool.spent.try_recv().unwrap_or_default())
             }
             (None, None) => unreachable!("a sink is inline or pooled"),
+        }
+    }
+
+    /// Learns from the first frame whether the object's frames carry zstd content
+    /// checksums, and refuses any later frame that disagrees. Frames that carry one are
+    /// each verified by libzstd as they are decompressed, so the SHA-256 of the whole
+    /// original is then left out unless asked for. The first frame is always decoded
+    /// inline, before anything was hashed, so the hasher is dropped before its first
+    /// byte, or kept for the whole object.
+    fn note_checksum(&mut self, frame: &[u8]) -> Result<(), DecodeError> {
+        let checksummed = has_content_checksum(frame);
+        match self.checksummed {
+            None => {
+                self.checksummed = Some(checksummed);
+                if checksummed && !self.check_sha256 {
+                    if let Some(inline) = self.inline.as_mut() {
+                        inline.writer.hasher = None;
+                    }
+                }
+                Ok(())
+            }
+            Some(first) if first != checksummed => Err(DecodeError::Format(FormatError::Malformed(
+                "some frames carry a zstd content checksum and some do not (every frame this plugin writes carries one, or none did before it)".into(),
+            ))),
+            Some(_) => Ok(()),
         }
     }
 
@@ -594,7 +639,7 @@ impl<'scope, W: Write + Send + 'scope> FrameSink<'scope, W> {
     }
 
     /// Drains the pipeline; returns the bytes written and the SHA-256 of all frames
-    /// (when hashing: full restores).
+    /// (when hashing: full restores of objects without frame checksums, or asked for).
     fn finish(self) -> Result<(u64, Option<[u8; 32]>), DecodeError> {
         let (mut out, writer) = match (self.inline, self.pool) {
             (Some(inline), _) => (inline.out, inline.writer),

@@ -164,17 +164,23 @@ impl Framer {
     }
 }
 
+/// A compression context with every parameter a compressed frame is written with; the
+/// one place they are set.
 fn new_compressor(level: ZstdLevel) -> io::Result<zstd::bulk::Compressor<'static>> {
-    match level {
-        ZstdLevel::Level(level) => zstd::bulk::Compressor::new(level),
-        ZstdLevel::TableData => {
-            let mut c = zstd::bulk::Compressor::new(1)?;
-            for p in TABLE_DATA_PARAMETERS {
-                c.set_parameter(*p)?;
-            }
-            Ok(c)
-        }
+    let (level, parameters) = match level {
+        ZstdLevel::Level(level) => (level, &[][..]),
+        ZstdLevel::TableData => (1, TABLE_DATA_PARAMETERS),
+    };
+    let mut c = zstd::bulk::Compressor::new(level)?;
+    // Every frame carries zstd's content checksum (XXH64 of the original bytes, computed
+    // by libzstd from its input), which libzstd verifies as it decompresses, and stock
+    // `zstd -d` too: with it, a full restore needs no SHA-256 of the whole original
+    // (docs/FORMAT.md, "What restore checks").
+    c.set_parameter(CParameter::ChecksumFlag(true))?;
+    for p in parameters {
+        c.set_parameter(*p)?;
     }
+    Ok(c)
 }
 
 /// Seals frames in order and recycles their buffers.

@@ -39,6 +39,7 @@ pub fn reencrypt<R: BufRead + Send, W: Write + Send>(
         expected_name: Some(name),
         ranges: None,
         max_memory: config.max_memory / 2,
+        check_sha256: true,
     };
     std::thread::scope(|s| {
         let encoder = s.spawn(move || -> Result<(), String> {
