@@ -193,11 +193,12 @@ same recipients; anything else is rotated again, which needs the keyring to open
 keep the new identity in identity_file until the rotation is complete. --force ignores \
 the journal; --reencrypt never skips. Use the same --work-dir for a re-run.
 
-Output. A summary line per timestamp on stdout (objects rotated, already done, failed; \
-bytes read; the key ids of the new recipients: the first 8 hex digits of the SHA-256 \
-of each recipient string). One line on stderr per failed object, naming it and the \
-cause. Exit status non-zero if any object failed. A progress bar when stderr is a \
-terminal. Each object also gets a line in the call log.";
+Output. A summary per timestamp on stdout, in lines of at most 100 columns (objects \
+rotated, already done, failed; bytes read; the key ids of the new recipients: the \
+first 8 hex digits of the SHA-256 of each recipient string). One line on stderr per \
+failed object, naming it and the cause. Exit status non-zero if any object failed. A \
+progress bar (objects done, bytes read) when stderr is a terminal. Each object also \
+gets a line in the call log.";
 
 const VERIFY_HELP: &str = "\
 For each backup set named by its timestamp, reads every object through the inner plugin \
@@ -213,8 +214,8 @@ set's config.yaml and toc.yaml may still be read with the config's keyring to fi
 the objects, so a key that opens nothing gets one failure line per object.
 
 Prints one line on stderr per failed object, naming it and the reason, and a summary \
-line per timestamp on stdout with the key ids that opened the objects. Exit status is \
-non-zero if any object failed.";
+per timestamp on stdout (lines of at most 100 columns) with the key ids that opened \
+the objects. Exit status is non-zero if any object failed.";
 
 const INSPECT_HELP: &str = "\
 Prints what a stored object (a file copied from storage) says about itself, as \

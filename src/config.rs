@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::message::io_reason;
+
 mod yaml;
 
 /// Options this plugin reads; none of them is forwarded to the inner plugin.
@@ -393,18 +395,6 @@ pub fn expand_env(value: &str, key: &str) -> Result<String> {
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// The cause of an I/O error without Rust's "(os error N)" suffix.
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => {
-            let s = e.to_string();
-            s.split(" (os error").next().unwrap_or(&s).to_string()
-        }
-    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::config::{io_reason, PluginConfig};
+use crate::config::PluginConfig;
+use crate::log::CallLog;
+use crate::message::io_reason;
 use watchdog::Watchdog;
 
 /// How much of the inner plugin's stderr we keep for the error message.
@@ -141,6 +143,98 @@ fn yaml_quote(value: &str) -> String {
     out
 }
 
+/// The four setup and cleanup hooks of the plugin API, forwarded as received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    SetupForBackup,
+    SetupForRestore,
+    CleanupForBackup,
+    CleanupForRestore,
+}
+
+impl Hook {
+    /// The plugin API command.
+    pub fn command(self) -> &'static str {
+        match self {
+            Hook::SetupForBackup => "setup_plugin_for_backup",
+            Hook::SetupForRestore => "setup_plugin_for_restore",
+            Hook::CleanupForBackup => "cleanup_plugin_for_backup",
+            Hook::CleanupForRestore => "cleanup_plugin_for_restore",
+        }
+    }
+
+    /// True for the two setup hooks.
+    pub fn is_setup(self) -> bool {
+        matches!(self, Hook::SetupForBackup | Hook::SetupForRestore)
+    }
+}
+
+/// A plugin API call that moves no data: forwarded to the inner plugin with its
+/// arguments exactly as gpbackup gave them, its stdout passing through to ours.
+#[derive(Debug, Clone, Copy)]
+pub enum Forwarded<'a> {
+    Hook {
+        hook: Hook,
+        local_backup_directory: &'a str,
+        scope: &'a str,
+        /// As received, with its literal quotes (`"-1"`); absent for segment_host.
+        content_id: Option<&'a str>,
+    },
+    DeleteBackup {
+        timestamp: &'a str,
+    },
+    DeleteDirectory {
+        directory: &'a str,
+    },
+    ListDirectory {
+        directory: &'a str,
+    },
+}
+
+impl Forwarded<'_> {
+    /// The plugin API command and its arguments after the config path.
+    fn command_line(&self) -> (&'static str, Vec<&str>) {
+        match *self {
+            Forwarded::Hook {
+                hook,
+                local_backup_directory,
+                scope,
+                content_id,
+            } => {
+                let mut args = vec![local_backup_directory, scope];
+                args.extend(content_id);
+                (hook.command(), args)
+            }
+            Forwarded::DeleteBackup { timestamp } => ("delete_backup", vec![timestamp]),
+            Forwarded::DeleteDirectory { directory } => ("delete_directory", vec![directory]),
+            Forwarded::ListDirectory { directory } => ("list_directory", vec![directory]),
+        }
+    }
+}
+
+const BACKUP_DATA: &str = "backup_data";
+const RESTORE_DATA: &str = "restore_data";
+
+/// What an inner plugin call that succeeded wrote on stderr: a warning, which belongs in
+/// the call log of the call (or object) it was made for, never on our stderr.
+#[must_use = "what the inner plugin said belongs in the call log"]
+#[derive(Debug, Default)]
+pub struct Said(Option<String>);
+
+impl Said {
+    /// Adds it to the notes of `log`, if anything was said.
+    pub fn log(self, log: &mut CallLog) {
+        if let Some(text) = self.0 {
+            log.note(text);
+        }
+    }
+
+    /// The note for a call log, if anything was said.
+    pub fn note(self) -> Option<String> {
+        self.0
+    }
+}
+
 /// The inner plugin, ready to be called for one command.
 pub struct InnerPlugin {
     executable: PathBuf,
@@ -210,20 +304,19 @@ impl InnerPlugin {
         Ok(Running::new(child, what, self.stall_timeout, stderr))
     }
 
-    /// Runs a command (backup_data) whose whole input is `bytes`, small enough for the
+    /// `backup_data` of an object whose whole ciphertext is `bytes`, small enough for the
     /// pipe: the pipe is filled and closed *before* the child starts, so the child can
     /// only ever see the complete stream, whatever becomes of us, and needs no keeper.
-    /// Larger inputs, or a pipe that cannot grow, go through [`InnerPlugin::writer`].
-    pub fn write_whole(&self, command: &str, args: &[&str], bytes: &[u8]) -> Result<()> {
+    /// Larger inputs, or a pipe that cannot grow, go through [`InnerPlugin::backup_data`].
+    pub fn backup_data_whole(&self, key: &str, bytes: &[u8]) -> Result<Said> {
+        let (command, args) = (BACKUP_DATA, &[key]);
         let (data_read, data_write) = self.pipe(command)?;
         let capacity = rustix::pipe::fcntl_getpipe_size(&data_write).unwrap_or(0);
         if bytes.len() > capacity {
-            let mut writer = self.writer(command, args)?;
+            let mut writer = self.backup_data(key)?;
             return match writer.write_all(bytes) {
                 Ok(()) => writer.finish(),
-                Err(e) => Err(writer
-                    .abort()
-                    .unwrap_or_else(|| anyhow!("writing the encrypted object: {e}"))),
+                Err(e) => Err(writer.abort(anyhow!("writing the encrypted object: {e}"))),
             };
         }
         // Into an empty pipe with room for all of it: one write, never blocked.
@@ -246,16 +339,17 @@ impl InnerPlugin {
         Ok((read, write))
     }
 
-    /// Runs a command whose stdout passes through to ours (hooks, deletes, listings).
-    pub fn run(&self, command: &str, args: &[&str]) -> Result<()> {
-        let mut cmd = self.command(command, args);
+    /// Forwards a call that moves no data; its stdout passes through to ours.
+    pub fn forward(&self, call: Forwarded) -> Result<Said> {
+        let (command, args) = call.command_line();
+        let mut cmd = self.command(command, &args);
         cmd.stdin(Stdio::null()).stdout(Stdio::inherit());
         let running = self.start(cmd, command, None)?;
         running.watchdog.enter();
         running.finish(false)
     }
 
-    /// Starts a command that reads our ciphertext on its stdin (backup_data), under a
+    /// Starts `backup_data` of `key`, which reads our ciphertext on its stdin, under a
     /// [`keeper`]. The child's stdout is captured with its stderr (the API gives
     /// backup_data nothing to say on stdout).
     ///
@@ -263,7 +357,8 @@ impl InnerPlugin {
     /// reopens its own read end only once it runs, and a pipe without readers would fail
     /// our first writes. Once the child is gone, dropping it makes our writes fail
     /// instead of filling the pipe for nobody.
-    pub fn writer(&self, command: &str, args: &[&str]) -> Result<InnerWriter> {
+    pub fn backup_data(&self, key: &str) -> Result<InnerWriter> {
+        let (command, args) = (BACKUP_DATA, &[key]);
         let (data_read, data_write) = self.pipe(command)?;
         let (control_read, control_write) = self.pipe(command)?;
         let held = data_write
@@ -276,11 +371,14 @@ impl InnerPlugin {
             stdin: Some(File::from(data_write)),
             control: Some(File::from(control_write)),
             running: Some(running),
+            write_failed: false,
         })
     }
 
-    /// Starts a command that writes ciphertext on its stdout (restore_data).
-    pub fn reader(&self, command: &str, args: &[&str]) -> Result<InnerReader> {
+    /// Starts `restore_data` of `key`, which writes the object's ciphertext on its
+    /// stdout.
+    pub fn restore_data(&self, key: &str) -> Result<InnerReader> {
+        let (command, args) = (RESTORE_DATA, &[key]);
         let mut cmd = self.command(command, args);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         let mut running = self.start(cmd, command, None)?;
@@ -371,12 +469,12 @@ impl Running {
             }
             StderrCapture::Taken => Vec::new(),
         };
-        crate::one_line(&String::from_utf8_lossy(&bytes))
+        crate::message::one_line(&String::from_utf8_lossy(&bytes))
     }
 
     /// Waits for the child. Fails on a non-zero exit, and also on stderr text when
     /// `stderr_is_failure` (gprestore treats any stderr text of a restore as failure).
-    fn finish(mut self, stderr_is_failure: bool) -> Result<()> {
+    fn finish(mut self, stderr_is_failure: bool) -> Result<Said> {
         let status = self
             .child
             .wait()
@@ -386,7 +484,7 @@ impl Running {
         self.check(status?, &stderr, stderr_is_failure)
     }
 
-    fn check(&self, status: ExitStatus, stderr: &str, stderr_is_failure: bool) -> Result<()> {
+    fn check(&self, status: ExitStatus, stderr: &str, stderr_is_failure: bool) -> Result<Said> {
         let what = &self.what;
         if let Some(limit) = self.watchdog.stalled() {
             return Err(anyhow!(watchdog::stalled_message(what, limit)));
@@ -413,11 +511,10 @@ impl Running {
         if stderr_is_failure && !stderr.is_empty() {
             return Err(anyhow!("{what} wrote to stderr{said}"));
         }
-        if !stderr.is_empty() {
-            // A warning of a call that succeeded: the log keeps it, stderr must not.
-            crate::log::note_for_this_call(format!("{what} said{said}"));
-        }
-        Ok(())
+        // A warning of a call that succeeded: the log keeps it, stderr must not.
+        Ok(Said(
+            (!stderr.is_empty()).then(|| format!("{what} said{said}")),
+        ))
     }
 
     /// Kills the child's process group and reaps the child.
@@ -457,8 +554,8 @@ impl Running {
                 }
                 match self.check(status, &stderr, false) {
                     Err(e) => Stopped::Failed(e),
-                    Ok(()) if stderr.is_empty() => Stopped::Quietly,
-                    Ok(()) => Stopped::Said(anyhow!("{} said: {stderr}", self.what)),
+                    Ok(Said(None)) => Stopped::Quietly,
+                    Ok(Said(Some(text))) => Stopped::Said(text),
                 }
             }
             None => {
@@ -470,7 +567,7 @@ impl Running {
                 if stderr.is_empty() {
                     Stopped::Quietly
                 } else {
-                    Stopped::Said(anyhow!("{} said: {stderr}", self.what))
+                    Stopped::Said(format!("{} said: {stderr}", self.what))
                 }
             }
         }
@@ -482,7 +579,7 @@ enum Stopped {
     /// Nothing to report: it exited 0 (or of SIGPIPE) or was killed, silently.
     Quietly,
     /// It exited 0, or was killed by us, after writing to stderr ("… said: …").
-    Said(anyhow::Error),
+    Said(String),
     /// It failed on its own: a non-zero exit, a signal, a stall.
     Failed(anyhow::Error),
 }
@@ -492,7 +589,8 @@ impl Stopped {
     fn any(self) -> Option<anyhow::Error> {
         match self {
             Stopped::Quietly => None,
-            Stopped::Said(e) | Stopped::Failed(e) => Some(e),
+            Stopped::Said(text) => Some(anyhow!(text)),
+            Stopped::Failed(e) => Some(e),
         }
     }
 }
@@ -511,12 +609,14 @@ pub struct InnerWriter {
     /// The keeper's control pipe: [`keeper::RELEASE`] once the stream is complete.
     control: Option<File>,
     running: Option<Running>,
+    /// A write to the child's stdin failed: it stopped reading.
+    write_failed: bool,
 }
 
 impl InnerWriter {
     /// Closes stdin (the stream is complete), has the keeper release its write end, and
     /// waits for the child to commit.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(mut self) -> Result<Said> {
         drop(self.stdin.take());
         if let Some(mut control) = self.control.take() {
             // Fails only if the keeper is gone already; its exit status says why.
@@ -527,17 +627,21 @@ impl InnerWriter {
         running.finish(false)
     }
 
-    /// Gives up on the stream: the child is killed *before* its stdin is closed, so it
-    /// sees no end-of-file and commits nothing. If the child had already failed on its
-    /// own (the usual reason a write fails), that failure is returned; if it is not
-    /// known yet (the child was still exiting), what is known is: it stopped reading.
-    pub fn abort(mut self) -> Option<anyhow::Error> {
+    /// Gives up on the stream after `ours` went wrong: the child is killed *before* its
+    /// stdin is closed, so it sees no end-of-file and commits nothing. Returns the best
+    /// explanation: the child's own failure if it failed (the usual reason a write to it
+    /// fails); else, if a write to it failed, what is known (it stopped reading, and was
+    /// still exiting); else `ours`.
+    pub fn abort(mut self, ours: anyhow::Error) -> anyhow::Error {
         let what = self.running.as_ref().map(|r| r.what.clone());
-        self.kill_first().or_else(|| {
-            what.map(|what| {
+        let write_failed = self.write_failed;
+        match (self.kill_first(), what) {
+            (Some(theirs), _) => theirs,
+            (None, Some(what)) if write_failed => {
                 anyhow!("{what} stopped reading its input before the end of the stream")
-            })
-        })
+            }
+            (None, _) => ours,
+        }
     }
 
     fn kill_first(&mut self) -> Option<anyhow::Error> {
@@ -561,7 +665,9 @@ impl Write for InnerWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let watchdog = self.running.as_ref().map(|r| r.watchdog.clone());
         let _in_call = watchdog.as_ref().map(Watchdog::call);
-        self.pipe()?.write(buf)
+        let written = self.pipe()?.write(buf);
+        self.write_failed |= written.is_err();
+        written
     }
     fn flush(&mut self) -> io::Result<()> {
         self.pipe()?.flush()
@@ -593,7 +699,7 @@ impl InnerReader {
     /// Waits for the child after its stream was read to the end; any stderr text is a
     /// failure, as it would be for gprestore (for bytes nothing verified: plaintext
     /// objects passed through).
-    pub fn finish(self) -> Result<()> {
+    pub fn finish(self) -> Result<Said> {
         self.finish_checked(true)
     }
 
@@ -601,45 +707,43 @@ impl InnerReader {
     /// failing exit fails the call; stderr text of a child that exited 0 goes to the
     /// call log (every byte restored was authenticated and checked, so the restore is
     /// correct whatever the child said).
-    pub fn finish_verified(self) -> Result<()> {
+    pub fn finish_verified(self) -> Result<Said> {
         self.finish_checked(false)
     }
 
-    fn finish_checked(mut self, stderr_is_failure: bool) -> Result<()> {
+    fn finish_checked(mut self, stderr_is_failure: bool) -> Result<Said> {
         drop(self.stdout.take());
         let running = self.running.take().expect("finished once");
         running.watchdog.enter();
         running.finish(stderr_is_failure)
     }
 
-    /// Stops the child after `ours` went wrong (or, with `ours` = None, after a subset
-    /// restore has all it needs or its reader went away). The child's own failure, if
-    /// it failed, explains more than a decode error on its output, so it wins; what it
-    /// said on stderr is added to ours.
-    pub fn abort(mut self, ours: Option<anyhow::Error>) -> Option<anyhow::Error> {
-        let Some(ours) = ours else {
-            // Stopped early, with everything written verified: the child is stopped
-            // *before* its stdout closes, so nothing it says from now on is caused by
-            // us. A failure it had before (a non-zero exit) still fails the restore;
-            // stderr text alone goes to the call log, as after a verified full restore.
-            let theirs = self.running.take().map(|r| r.stop(Duration::ZERO));
-            drop(self.stdout.take());
-            return match theirs {
-                Some(Stopped::Failed(e)) => Some(e),
-                Some(Stopped::Said(e)) => {
-                    crate::log::note_for_this_call(e.to_string());
-                    None
-                }
-                _ => None,
-            };
-        };
+    /// Stops the child after a subset restore has all it needs or its reader went
+    /// away, with everything written verified: the child is stopped *before* its stdout
+    /// closes, so nothing it says from now on is caused by us. A failure it had before
+    /// (a non-zero exit) still fails the call; stderr text alone is for the call log,
+    /// as after a verified full restore.
+    pub fn stop(mut self) -> Result<Said> {
+        let theirs = self.running.take().map(|r| r.stop(Duration::ZERO));
+        drop(self.stdout.take());
+        match theirs {
+            Some(Stopped::Failed(e)) => Err(e),
+            Some(Stopped::Said(text)) => Ok(Said(Some(text))),
+            _ => Ok(Said::default()),
+        }
+    }
+
+    /// Stops the child after `ours` went wrong; returns the better explanation. The
+    /// child's own failure, if it failed, explains more than a decode error on its
+    /// output, so it wins; what it said on stderr is added to ours.
+    pub fn abort(mut self, ours: anyhow::Error) -> anyhow::Error {
         drop(self.stdout.take());
         let theirs = self.running.take().map(|r| r.stop(READER_GRACE));
-        Some(match theirs {
+        match theirs {
             Some(Stopped::Failed(e)) => e,
-            Some(Stopped::Said(e)) => anyhow!("{ours:#}; {e:#}"),
+            Some(Stopped::Said(text)) => anyhow!("{ours:#}; {text}"),
             _ => ours,
-        })
+        }
     }
 }
 

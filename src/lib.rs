@@ -9,8 +9,8 @@
 //! - [`commands`]: the plugin API commands; [`cli`]: their command line.
 //! - [`admin`]: the operator commands (keygen, rotate, verify, inspect).
 //! - [`log`]: the per-call log file.
-//! - [`read_buf`]: a backup's input buffers, aligned so the kernel copies into them at
-//!   full speed.
+//! - [`message`], [`gpbackup`]: small helpers with one home each: how messages read
+//!   (one line, I/O causes, bytes), and gpbackup's timestamps and object names.
 //! - [`text`]: text files as people save them (byte-order marks, CRLF, invisible
 //!   characters), for the config and the key files.
 
@@ -21,15 +21,13 @@ pub mod age_file;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod gpbackup;
 pub mod inner;
 pub mod keys;
 pub mod log;
+pub mod message;
 pub mod object;
 pub mod pipeline;
-pub mod read_buf;
 pub mod text;
 
-/// Folds a message onto one line (errors must be one line on stderr).
-pub fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub use message::one_line;

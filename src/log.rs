@@ -16,17 +16,6 @@ use std::time::Instant;
 
 use chrono::{DateTime, Local};
 
-/// Notes from code that has no `CallLog` at hand (the inner plugin's warnings); the
-/// call's line takes them when it is written.
-static PENDING_NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// Records `note` in the log line of the call under way.
-pub fn note_for_this_call(note: impl Into<String>) {
-    if let Ok(mut pending) = PENDING_NOTES.lock() {
-        pending.push(note.into());
-    }
-}
-
 /// Today's log file, opened ahead of time by [`warm_up`], with its path.
 static OPENED: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
 
@@ -46,6 +35,19 @@ fn open(path: &Path) -> Option<File> {
     std::fs::create_dir_all(path.parent().unwrap_or(path))
         .and_then(|_| OpenOptions::new().create(true).append(true).open(path))
         .ok()
+}
+
+/// Runs `body` with a log line around it (a plugin call, or one object of an operator
+/// command): the line is written when `body` returns, with its outcome.
+pub fn logged<T>(
+    command: &str,
+    object: &str,
+    body: impl FnOnce(&mut CallLog) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut log = CallLog::start(command, object);
+    let outcome = body(&mut log);
+    log.finish(outcome.as_ref().err());
+    outcome
 }
 
 /// The log line of one call, filled in as the call goes.
@@ -84,16 +86,13 @@ impl CallLog {
         self.notes.push(note.into());
     }
 
-    /// Appends the line; `outcome` is `Ok` or the error that ends the call.
-    pub fn finish(mut self, outcome: &Result<(), anyhow::Error>) {
-        if let Ok(mut pending) = PENDING_NOTES.lock() {
-            self.notes.append(&mut pending);
-        }
+    /// Appends the line; `failure` is the error that ended the call, if it failed.
+    pub fn finish(mut self, failure: Option<&anyhow::Error>) {
         let now = Local::now();
         let Some(path) = log_path(&now) else { return };
-        let result = match outcome {
-            Ok(()) => self.ok_outcome.take().unwrap_or_else(|| "ok".to_string()),
-            Err(e) => format!("error: {}", crate::one_line(&format!("{e:#}"))),
+        let result = match failure {
+            None => self.ok_outcome.take().unwrap_or_else(|| "ok".to_string()),
+            Some(e) => format!("error: {}", crate::message::one_line(&format!("{e:#}"))),
         };
         let notes = if self.notes.is_empty() {
             String::new()

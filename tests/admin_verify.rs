@@ -3,11 +3,18 @@
 
 mod admin_support;
 mod common;
+mod plugin_support;
 
 use admin_support::*;
 use common::*;
+use plugin_support::call_log_lines;
 
 const TS: &str = "20250101010101";
+
+fn write_executable(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
 
 fn verify(h: &Harness, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["verify", h.config.to_str().unwrap(), TS];
@@ -22,10 +29,12 @@ fn verify_passes_a_good_set_and_names_each_bad_object() {
     use_keys(&h, &[&a], &[&a], &[]);
     let set = simulate_backup(&h, &SimSpec::multi_file(TS));
     let text = ok(&verify(&h, &[]));
-    assert!(
-        text.starts_with(&format!(
-            "verify {TS}: 12 objects (2 segments): 12 ok, 0 failed;"
-        )),
+    assert_eq!(
+        summaries(&text)[0][..2],
+        [
+            format!("verify {TS}: 12 objects (2 segments)"),
+            "  12 ok, 0 failed".to_string()
+        ],
         "{text}"
     );
     assert!(text.contains("opened by key "), "{text}");
@@ -70,6 +79,7 @@ fn verify_passes_a_good_set_and_names_each_bad_object() {
         "{err}"
     );
     assert!(stdout(&out).contains("9 ok, 3 failed"), "{}", stdout(&out));
+    assert_eq!(summaries(&stdout(&out)).len(), 1);
     // verify wrote nothing anywhere: storage holds exactly what it held.
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
@@ -117,8 +127,125 @@ fn segments_are_counted_by_probing_when_config_yaml_predates_segmentcount() {
     std::fs::write(&path, old).unwrap();
     assert_ok(&h.call("backup_file", &path.display().to_string(), b""));
     let text = ok(&verify(&h, &[]));
-    assert!(
-        text.contains("12 objects (2 segments found by probing): 12 ok, 0 failed"),
+    assert_eq!(
+        summaries(&text)[0][..2],
+        [
+            format!("verify {TS}: 12 objects (2 segments found by probing)"),
+            "  12 ok, 0 failed".to_string()
+        ],
         "{text}"
     );
+}
+
+/// An inner plugin that warns on stderr, naming the object, on every call that reads or
+/// writes one, and otherwise works: each warning belongs on the log line of its own
+/// object, also when several objects are processed at once.
+#[test]
+fn inner_warnings_land_on_the_log_line_of_their_own_object() {
+    let h = Harness::new(&[]);
+    let a = keygen(h.path(), "a");
+    let b = keygen(h.path(), "b");
+    use_keys(&h, &[&a], &[&a], &[]);
+    let set = simulate_backup(&h, &SimSpec::multi_file(TS));
+    let chatty = h.path().join("chatty_plugin.sh");
+    std::fs::write(
+        &chatty,
+        format!(
+            "#!/usr/bin/env bash\nif [[ $1 == restore_data || $1 == backup_data ]]; then\n  echo \"chatty: $1 of ${{3##*/}}\" >&2\nfi\nexec {} \"$@\"\n",
+            local_plugin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&chatty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let chatty = chatty.display().to_string();
+    let check = |command: &str, reads: &[&str]| {
+        let lines: Vec<String> = call_log_lines(&h)
+            .into_iter()
+            .filter(|l| l.contains(&format!(" command={command} ")))
+            .collect();
+        assert_eq!(lines.len(), set.objects.len(), "{lines:#?}");
+        for name in set.objects.keys() {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(&format!(" object={TS}/{name} ")))
+                .unwrap_or_else(|| panic!("no {command} line for {name}: {lines:#?}"));
+            for read in reads {
+                assert!(
+                    line.contains(&format!("said: chatty: {read} of {name}")),
+                    "{name}: {line}"
+                );
+            }
+            assert_eq!(line.matches("chatty: ").count(), reads.len(), "{line}");
+        }
+    };
+
+    use_keys(&h, &[&a], &[&a], &[("inner_executablepath", &chatty)]);
+    ok(&verify(&h, &["--parallel", "4"]));
+    check("verify", &["restore_data"]);
+
+    use_keys(&h, &[&b], &[&b, &a], &[("inner_executablepath", &chatty)]);
+    ok(&rotate(&h, &["--parallel", "4", "--streaming"], &[TS]));
+    check("rotate", &["restore_data", "backup_data"]);
+}
+
+/// On a terminal, progress counts objects and the bytes read, from the counter the
+/// summary reports: once objects are done it never shows "0 B" read, and it never says
+/// "moved" (the summary's word is "read").
+#[test]
+fn progress_on_a_terminal_counts_objects_and_bytes_read() {
+    let h = Harness::new(&[]);
+    let a = keygen(h.path(), "a");
+    use_keys(&h, &[&a], &[&a], &[]);
+    simulate_backup(&h, &SimSpec::multi_file(TS));
+    // A store that takes a moment per object, as a remote one does, so the bar is
+    // drawn while objects are done (it redraws every 200 ms).
+    let slow = h.path().join("slow_plugin.sh");
+    write_executable(
+        &slow,
+        &format!(
+            "#!/usr/bin/env bash\n[[ $1 == restore_data ]] && sleep 0.3\nexec {} \"$@\"\n",
+            local_plugin().display()
+        ),
+    );
+    use_keys(
+        &h,
+        &[&a],
+        &[&a],
+        &[("inner_executablepath", slow.to_str().unwrap())],
+    );
+    // script(1) gives the command a terminal; what it draws comes out on our stdout.
+    let command = format!("{BIN} verify {} {TS} --parallel 1", h.config.display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("HOME", h.home())
+        .env("TERM", "xterm")
+        .output()
+        .expect("run script(1) (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("moved"), "{text}");
+    let mut drawn_with_objects_done = 0;
+    for frame in text
+        .split(['\r', '\n'])
+        .filter(|f| f.contains(" objects, "))
+    {
+        let done: usize = frame
+            .split("] ")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no object count in {frame:?}"));
+        assert!(frame.contains(" read, "), "{frame:?}");
+        if done > 0 {
+            drawn_with_objects_done += 1;
+            assert!(!frame.contains(" 0 B read"), "{frame:?}");
+        }
+    }
+    assert!(
+        drawn_with_objects_done > 0,
+        "no frame showed objects done: {text:?}"
+    );
+    let summary = &text[text.find(&format!("verify {TS}: ")).expect("a summary")..];
+    let summary = summaries(&summary.replace('\r', ""));
+    assert!(summary[0][2].contains(" read in "), "{summary:?}");
 }

@@ -41,7 +41,8 @@ struct Parts {
 /// Decrypts a stored object with the age crate and the demo identity, and splits its
 /// plaintext into records and frames.
 fn open(object: &[u8]) -> Parts {
-    let plain = age_crate_decrypt_with(object, &demo_keyring()).expect("the demo key opens it");
+    let plain =
+        age_crate_decrypt_with(object, demo_keyring().identities()).expect("the demo key opens it");
     let mut units = UnitReader::new(&plain[..]);
     let (mut header, mut frames, mut trailer) = (None, Vec::new(), None);
     while let Some(unit) = units.next_unit().expect("a well-formed object") {
@@ -80,7 +81,7 @@ impl Parts {
     fn seal(&self) -> Vec<u8> {
         use std::io::Write;
         let recipients = demo_recipient_list();
-        let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref()))
+        let enc = age::Encryptor::with_recipients(recipients.keys().iter().map(|r| r.as_ref()))
             .expect("encryptor");
         let mut out = Vec::new();
         let mut w = enc.wrap_output(&mut out).expect("wrap");

@@ -3,7 +3,7 @@
 //!
 //! The exhaustive sweeps (every byte of the age header, the nonce and the first and last
 //! payload chunks, where our metadata frames sit) run in process through the library's
-//! decode path (`pipeline::decode`, identities from `keys::load_identities`), which is
+//! decode path (`pipeline::decode`, identities from `keys::Keyring`), which is
 //! exactly what restore_data runs between the inner plugin and stdout. A smaller set of
 //! cases runs end to end through the built binary and the real inner plugin.
 //!
@@ -53,7 +53,7 @@ impl Obj {
             &original[..],
             Vec::new(),
             NAME,
-            &demo_recipient_list(),
+            demo_recipient_list().keys(),
             &opts,
         )
         .expect("encode");
@@ -101,7 +101,7 @@ impl Obj {
 
 /// Decrypts with the age crate (not our code).
 fn age_decrypt(ciphertext: &[u8]) -> Result<Vec<u8>, String> {
-    age_crate_decrypt_with(ciphertext, &demo_keyring())
+    age_crate_decrypt_with(ciphertext, demo_keyring().identities())
 }
 
 /// Walks a valid plaintext: for each data frame, where it ends in the plaintext and
@@ -143,7 +143,7 @@ impl KnownStanza {
         use age_core::secrecy::ExposeSecret;
         let header = Header::read(&mut &object[..]).expect("header");
         let key = header
-            .unwrap_file_key(&demo_keyring())
+            .unwrap_file_key(demo_keyring().identities())
             .expect("demo key opens it");
         let s = &header.stanzas()[0];
         vec![Box::new(KnownStanza {
@@ -166,15 +166,15 @@ impl age::Identity for KnownStanza {
 }
 
 /// Restores `bytes` in process as restore_data would (name checked), with the demo
-/// identity loaded by `keys::load_identities`.
+/// identity loaded by the crate's own keyring (`keys::Keyring`).
 fn restore(bytes: &[u8], workers: usize) -> (Result<(), DecodeError>, Vec<u8>) {
-    restore_with(bytes, workers, &demo_keyring())
+    restore_with(bytes, workers, demo_keyring().identities())
 }
 
 fn restore_with(
     bytes: &[u8],
     workers: usize,
-    ids: &[Box<dyn age::Identity>],
+    ids: &[impl AsRef<dyn age::Identity>],
 ) -> (Result<(), DecodeError>, Vec<u8>) {
     let mut out = Vec::new();
     let opts = DecodeOptions {
@@ -448,11 +448,11 @@ fn an_object_rewrapped_to_a_key_not_in_the_keyring_is_refused() {
     let header = Header::read(&mut &o.bytes[..]).unwrap();
     let rewrapped = header
         .rewrap(
-            &demo_keyring(),
+            demo_keyring().identities(),
             &[Box::new(stranger.to_public()) as Box<dyn age::Recipient>],
         )
         .unwrap();
-    let mut bytes = rewrapped.encode();
+    let mut bytes = rewrapped.header.encode();
     bytes.extend_from_slice(&o.bytes[header_and_payload(&o.bytes).0..]);
     // The stranger can open it (it is a valid object) ...
     let mut out = Vec::new();
@@ -809,7 +809,14 @@ fn a_forgery_by_a_holder_of_a_recipient_key_is_not_detected() {
         max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
     };
     let name = Path::new(&s.a).file_name().unwrap().to_str().unwrap();
-    let (bytes, _) = encode(&forged[..], Vec::new(), name, &demo_recipient_list(), &opts).unwrap();
+    let (bytes, _) = encode(
+        &forged[..],
+        Vec::new(),
+        name,
+        demo_recipient_list().keys(),
+        &opts,
+    )
+    .unwrap();
     std::fs::write(s.h.stored(&s.a), bytes).unwrap();
     let out = call_bounded(&s.h, "restore_data", &s.a, b"");
     assert_success(&out);
@@ -869,7 +876,11 @@ fn verify_refuses_the_same_damage() {
     let rewrapped = {
         let header = Header::read(&mut &pristine[..]).unwrap();
         let r: Box<dyn age::Recipient> = Box::new(stranger.to_public());
-        let mut b = header.rewrap(&demo_keyring(), &[r]).unwrap().encode();
+        let mut b = header
+            .rewrap(demo_keyring().identities(), &[r])
+            .unwrap()
+            .header
+            .encode();
         b.extend_from_slice(&pristine[header_and_payload(&pristine).0..]);
         b
     };

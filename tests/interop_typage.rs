@@ -114,14 +114,16 @@ fn typage_keygen(dir: &Path, name: &str) -> TestKey {
     }
 }
 
-fn our_identities(key: &TestKey) -> Vec<Box<dyn age::Identity>> {
-    keys::load_identities(std::slice::from_ref(&key.identity))
-        .expect("load the identity file")
-        .0
+fn our_identities(key: &TestKey) -> keys::Keyring {
+    keys::Keyring::load(
+        std::slice::from_ref(&key.identity),
+        keys::KeyOrigin::IdentityFileOption,
+    )
+    .expect("load the identity file")
 }
 
-fn our_recipient(key: &TestKey) -> Vec<Box<dyn age::Recipient>> {
-    vec![keys::parse_recipient(&key.recipient).expect("a recipient")]
+fn our_recipient(key: &TestKey) -> Vec<keys::RecipientKey> {
+    vec![keys::RecipientKey::parse(&key.recipient).expect("a recipient")]
 }
 
 const SIZES: [usize; 6] = [0, 1, K64 - 1, K64, K64 + 1, 5 * 1024 * 1024 + 3];
@@ -138,7 +140,7 @@ fn the_age_layer_interoperates_both_ways_at_chunk_boundaries() {
     let derived = typage_ok(&["to-recipient", ours.identity.to_str().unwrap()], b"");
     assert_eq!(String::from_utf8(derived).unwrap().trim(), ours.recipient);
     assert!(
-        keys::parse_recipient(&theirs.recipient).is_ok(),
+        keys::RecipientKey::parse(&theirs.recipient).is_ok(),
         "their recipient parses"
     );
 
@@ -152,7 +154,7 @@ fn the_age_layer_interoperates_both_ways_at_chunk_boundaries() {
             assert!(back == data, "{len} bytes: typage decrypted something else");
             // It writes, we decrypt.
             let sealed = typage_ok(&["encrypt", &key.recipient], &data);
-            let back = our_open(&sealed, &our_identities(key), (2, 3))
+            let back = our_open(&sealed, our_identities(key).identities(), (2, 3))
                 .unwrap_or_else(|e| panic!("{len} bytes from typage: {e}"));
             assert!(back == data, "{len} bytes: we decrypted something else");
         }

@@ -30,6 +30,7 @@ use serde::Deserialize;
 
 use super::progress::Progress;
 use super::storage::{header_problem, Store};
+use crate::keys::Keyring;
 use crate::pipeline::{self, DecodeOptions};
 
 /// Probing stops here at the latest (no cluster has this many segments).
@@ -85,7 +86,7 @@ impl Layout {
             serde_yaml::from_str(config_yaml).map_err(|e| {
                 anyhow!(
                     "{config_name}: not a gpbackup config: {}",
-                    crate::one_line(&e.to_string())
+                    crate::message::one_line(&e.to_string())
                 )
             })?
         };
@@ -117,7 +118,7 @@ impl Layout {
             serde_yaml::from_str(toc_yaml).map_err(|e| {
                 anyhow!(
                     "{toc_name}: not a gpbackup TOC: {}",
-                    crate::one_line(&e.to_string())
+                    crate::message::one_line(&e.to_string())
                 )
             })?
         };
@@ -213,12 +214,12 @@ pub fn read_object(
     store: &Store,
     ts: &str,
     name: &str,
-    identities: &[Box<dyn age::Identity>],
+    keyring: &Keyring,
     progress: &Progress,
 ) -> Result<Vec<u8>> {
     let fetch = store.fetch(ts, name, progress)?;
     let (header, fetch) = fetch.read_header()?;
-    if let Err(e) = header.unwrap_file_key(identities) {
+    if let Err(e) = keyring.open(&header) {
         return Err(fetch.abort(anyhow!("{}", header_problem(&e))));
     }
     let mut input = std::io::BufReader::new(std::io::Cursor::new(header.encode()).chain(fetch));
@@ -230,10 +231,12 @@ pub fn read_object(
         max_memory: crate::pipeline::DEFAULT_MAX_MEMORY,
         check_sha256: true,
     };
-    match pipeline::decode(&mut input, &mut out, identities, &opts) {
+    match pipeline::decode(&mut input, &mut out, keyring.identities(), &opts) {
         Ok(_) => {
             let (_, fetch) = input.into_inner().into_inner();
-            fetch.finish()?;
+            // A metadata read has no log line of its own: what the inner plugin said
+            // here belongs to no object.
+            let _said = fetch.finish()?;
             Ok(out)
         }
         Err(e) => {
@@ -249,12 +252,12 @@ pub fn read_object(
 pub fn discover(
     store: &Store,
     ts: &str,
-    identities: &[Box<dyn age::Identity>],
+    keyring: &Keyring,
     progress: &Progress,
 ) -> Result<BackupSet> {
-    super::check_timestamp(ts)?;
+    crate::gpbackup::check_timestamp(ts)?;
     let read = |name: String| -> Result<String> {
-        let bytes = read_object(store, ts, &name, identities, progress)
+        let bytes = read_object(store, ts, &name, keyring, progress)
             .map_err(|e| anyhow!("cannot read {name} of backup {ts}: {e:#}"))?;
         String::from_utf8(bytes).map_err(|_| anyhow!("{name} of backup {ts} is not text"))
     };
@@ -306,31 +309,17 @@ fn probe_segments(store: &Store, layout: &Layout, progress: &Progress) -> u32 {
 pub fn discover_or_report(
     store: &Store,
     ts: &str,
-    identities: &[Box<dyn age::Identity>],
+    keyring: &Keyring,
     command: &str,
 ) -> Option<BackupSet> {
-    discover(store, ts, identities, &Progress::hidden())
+    discover(store, ts, keyring, &Progress::hidden())
         .map_err(|e| {
             eprintln!(
                 "gpbackup_age_plugin: {command} {ts}: {}",
-                crate::one_line(&format!("{e:#}"))
+                crate::message::one_line(&format!("{e:#}"))
             )
         })
         .ok()
-}
-
-/// What went wrong over several backup sets, for the closing error of rotate and
-/// verify: "N object(s) failed, M backup set(s) could not be read", naming only what
-/// happened; `None` when nothing did.
-pub fn failure_tally(failed_objects: usize, failed_sets: usize) -> Option<String> {
-    let parts: Vec<String> = [
-        (failed_objects > 0).then(|| format!("{failed_objects} object(s) failed")),
-        (failed_sets > 0).then(|| format!("{failed_sets} backup set(s) could not be read")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 #[cfg(test)]

@@ -14,15 +14,14 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::human_bytes;
-use super::storage::{header_problem, identity_labels};
-use super::verify::which_identity;
+use super::storage::header_problem;
 use crate::age_file::header::V1_LINE;
 use crate::age_file::stream::StreamOpener;
 use crate::age_file::{AgeInput, Encoding, Header, PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
 use crate::cli::InspectArgs;
-use crate::config::io_reason;
-use crate::keys;
+use crate::keys::kinds::is_post_quantum_stanza;
+use crate::keys::{KeyOrigin, Keyring};
+use crate::message::{hex, human_bytes, io_reason};
 use crate::object::{
     has_content_checksum, FormatError, FrameKind, ObjectHeader, ObjectTrailer, Record, Unit,
     UnitReader,
@@ -126,24 +125,13 @@ pub fn describe(
         return Ok((lines, None));
     }
 
-    let (identities, _warnings) =
-        keys::load_identities_from(identity_files, keys::KeyOrigin::IdentityFlag)?;
-    let labels = identity_labels(identity_files);
-    let which = match which_identity(&header, &identities) {
-        Ok(i) => i,
+    let keyring = Keyring::load(identity_files, KeyOrigin::IdentityFlag)?;
+    let opened = match keyring.open(&header) {
+        Ok(opened) => opened,
         Err(e) => return Ok((lines, Some(header_problem(&e)))),
     };
-    add(
-        "opened with",
-        if labels.len() == identities.len() {
-            labels[which].clone()
-        } else {
-            format!("identity #{}", which + 1)
-        },
-    );
-    let file_key = header
-        .unwrap_file_key(&identities)
-        .map_err(|e| anyhow!("inspect {}: {}", path.display(), header_problem(&e)))?;
+    add("opened with", keyring.label(opened.identity));
+    let file_key = opened.file_key;
     let mut nonce = [0u8; NONCE_SIZE];
     if input.read_exact(&mut nonce).is_err() {
         return Ok((
@@ -217,10 +205,7 @@ pub fn describe(
             "original length",
             format!("{} bytes ({})", t.original_len, human_bytes(t.original_len)),
         );
-        add(
-            "sha256",
-            t.sha256.iter().map(|b| format!("{b:02x}")).collect(),
-        );
+        add("sha256", hex(&t.sha256));
     }
     if let Some(e) = walk.error {
         add("verified", format!("NO: {e}"));
@@ -235,7 +220,7 @@ pub fn describe(
         max_memory: pipeline::DEFAULT_MAX_MEMORY,
         check_sha256: true,
     };
-    match pipeline::decode(open_age()?, io::sink(), &identities, &opts) {
+    match pipeline::decode(open_age()?, io::sink(), keyring.identities(), &opts) {
         Ok(_) => {
             add(
                 "verified",
@@ -254,10 +239,11 @@ pub fn describe(
 /// Whether the object resists a quantum computer: only if every stanza is of a
 /// post-quantum type, since any classic stanza opens the file key too.
 fn post_quantum(kinds: &BTreeMap<&str, usize>) -> String {
-    let pq = kinds
-        .get(crate::keys::mlkem768x25519::STANZA_TAG)
-        .copied()
-        .unwrap_or(0);
+    let pq: usize = kinds
+        .iter()
+        .filter(|(tag, _)| is_post_quantum_stanza(tag))
+        .map(|(_, n)| n)
+        .sum();
     let all: usize = kinds.values().sum();
     if pq == 0 {
         "no (classic recipients only)".into()

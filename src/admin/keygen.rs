@@ -11,39 +11,27 @@ use anyhow::{anyhow, Result};
 use zeroize::Zeroizing;
 
 use crate::cli::KeygenArgs;
-use crate::config::io_reason;
+use crate::keys::{self, NewKey};
+use crate::message::io_reason;
 
 /// Writes a new identity to the file (mode 0600, never overwriting) and prints its
 /// recipient on stdout.
 pub fn keygen(args: &KeygenArgs) -> Result<()> {
-    let recipient = if args.pq {
-        write_pq_identity(&args.identity_file)?
+    let kind = if args.pq {
+        NewKey::PostQuantum
     } else {
-        write_identity(&args.identity_file)?
+        NewKey::X25519
     };
+    let recipient = write_identity(&args.identity_file, kind)?;
     println!("{recipient}");
     Ok(())
 }
 
-/// Creates `path` holding a new X25519 identity; returns its recipient (`age1…`).
-pub fn write_identity(path: &Path) -> Result<String> {
-    let identity = age::x25519::Identity::generate();
-    write_key_file(path, identity.to_public().to_string(), identity.to_string())
-}
-
-/// Creates `path` holding a new hybrid post-quantum identity (ML-KEM-768 + X25519);
-/// returns its recipient (`age1pq1…`).
-pub fn write_pq_identity(path: &Path) -> Result<String> {
-    let identity = crate::keys::mlkem768x25519::Identity::generate();
-    write_key_file(path, identity.to_public().to_string(), identity.to_string())
-}
-
-/// Writes `# created:`, `# public key:` and the secret line, as age-keygen does.
-fn write_key_file(
-    path: &Path,
-    recipient: String,
-    secret: age::secrecy::SecretString,
-) -> Result<String> {
+/// Creates `path` holding a new identity of type `kind`, with `# created:` and
+/// `# public key:` lines before the secret line, as age-keygen writes it; returns its
+/// recipient (`age1…`, or `age1pq1…` for a hybrid post-quantum key).
+pub fn write_identity(path: &Path, kind: NewKey) -> Result<String> {
+    let (secret, recipient) = keys::kinds::generate(kind);
     let created = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let text = Zeroizing::new(format!(
         "# created: {created}\n# public key: {recipient}\n{}\n",

@@ -1,96 +1,115 @@
-//! Progress for the operator commands, and the pool of threads that works through the
-//! objects of a backup set.
+//! Progress of an operator command over a backup set: objects done and bytes read, the
+//! same counters the summary line reports.
 //!
-//! A bar is drawn only when stderr is a terminal; the commands print their summary
-//! line in every case, so nothing depends on the bar.
+//! A bar is drawn only when stderr is a terminal; the commands print their summary in
+//! every case, so nothing depends on the bar. The bar's byte count and rate are drawn
+//! from the counter the summary reads ("read": bytes read from storage), at every
+//! redraw, so the bar never shows less than has been read.
 
 use std::io::{self, IsTerminal, Read};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-/// Objects and bytes done, shared by the worker threads.
+use crate::message::{human_bytes, human_rate};
+
+/// Objects done and bytes read, shared by the worker threads.
 pub struct Progress {
-    bars: Option<(MultiProgress, ProgressBar, ProgressBar)>,
+    bar: Option<ProgressBar>,
+    read: Arc<ReadCounter>,
+}
+
+/// Bytes read since `started`.
+struct ReadCounter {
     bytes: AtomicU64,
     started: Instant,
+}
+
+impl ReadCounter {
+    fn text(&self) -> String {
+        read_text(
+            self.bytes.load(Ordering::Relaxed),
+            self.started.elapsed().as_secs_f64(),
+        )
+    }
+}
+
+/// How the bar says what was read: "5.76 MiB read, 19.20 MiB/s".
+fn read_text(bytes: u64, secs: f64) -> String {
+    format!("{} read, {}", human_bytes(bytes), human_rate(bytes, secs))
 }
 
 impl Progress {
     /// A progress display for `objects` objects, labelled `label` (e.g. "rotate 2025…").
     pub fn new(label: &str, objects: u64) -> Progress {
-        let bars = io::stderr().is_terminal().then(|| {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let count = multi.add(ProgressBar::new(objects));
-            count.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} objects, {elapsed}")
+        let mut progress = Progress::hidden();
+        if io::stderr().is_terminal() {
+            let read = Arc::clone(&progress.read);
+            let style =
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} objects, {read}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
-            count.set_prefix(label.to_string());
-            let bytes = multi.add(ProgressBar::no_length());
-            bytes.set_style(
-                ProgressStyle::with_template("{spinner} {bytes} moved, {binary_bytes_per_sec}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bytes.enable_steady_tick(Duration::from_millis(200));
-            (multi, count, bytes)
-        });
-        Progress {
-            bars,
-            bytes: AtomicU64::new(0),
-            started: Instant::now(),
+                    .with_key(
+                        "read",
+                        move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = w.write_str(&read.text());
+                        },
+                    )
+                    .progress_chars("=> ");
+            let bar = ProgressBar::with_draw_target(Some(objects), ProgressDrawTarget::stderr())
+                .with_style(style)
+                .with_prefix(label.to_string());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            progress.bar = Some(bar);
         }
+        progress
     }
 
     /// A progress that shows nothing (for short preliminary reads).
     pub fn hidden() -> Progress {
         Progress {
-            bars: None,
-            bytes: AtomicU64::new(0),
-            started: Instant::now(),
+            bar: None,
+            read: Arc::new(ReadCounter {
+                bytes: AtomicU64::new(0),
+                started: Instant::now(),
+            }),
         }
     }
 
-    /// Counts bytes moved.
+    /// Counts bytes read from storage.
     pub fn add_bytes(&self, n: u64) {
-        self.bytes.fetch_add(n, Ordering::Relaxed);
-        if let Some((_, _, bytes)) = &self.bars {
-            bytes.inc(n);
-        }
+        self.read.bytes.fetch_add(n, Ordering::Relaxed);
     }
 
     /// One more object done (whatever its outcome).
     pub fn object_done(&self) {
-        if let Some((_, count, _)) = &self.bars {
-            count.inc(1);
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
         }
     }
 
     /// Prints a line on stderr without tearing the bar.
     pub fn error_line(&self, line: &str) {
-        match &self.bars {
-            Some((multi, _, _)) => multi.suspend(|| eprintln!("{line}")),
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
         }
     }
 
+    /// Bytes read from storage so far.
     pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        self.read.bytes.load(Ordering::Relaxed)
     }
 
     pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+        self.read.started.elapsed()
     }
 
     /// Removes the bar (before the summary line).
     pub fn finish(&self) {
-        if let Some((multi, count, bytes)) = &self.bars {
-            count.finish_and_clear();
-            bytes.finish_and_clear();
-            let _ = multi.clear();
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
@@ -136,43 +155,18 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
-/// Runs `work` on every item with up to `threads` threads, each with its own state from
-/// `init` (key material is not shareable between threads). Results come back in the
-/// order of `items`. A thread whose `init` fails reports that failure for each item it
-/// takes.
-pub fn for_each_parallel<T, S, R, I, F>(items: &[T], threads: usize, init: I, work: F) -> Vec<R>
-where
-    T: Sync,
-    R: Send,
-    I: Fn() -> Result<S, String> + Sync,
-    F: Fn(&mut S, &T) -> R + Sync,
-    R: From<String>,
-{
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let threads = threads.clamp(1, items.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut state = init();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = match state.as_mut() {
-                        Ok(state) => work(state, item),
-                        Err(e) => R::from(e.clone()),
-                    };
-                    if let Ok(mut all) = results.lock() {
-                        all[i] = Some(result);
-                    }
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| R::from("not processed (a worker thread stopped)".into())))
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_says_what_was_read_as_the_summary_does() {
+        assert_eq!(read_text(6_039_797, 0.3), "5.76 MiB read, 19.20 MiB/s");
+        assert_eq!(read_text(0, 0.0), "0 B read, -");
+        let progress = Progress::hidden();
+        progress.add_bytes(4096);
+        progress.add_bytes(1);
+        assert_eq!(progress.bytes(), 4097);
+        assert!(progress.read.text().starts_with("4.00 KiB read, "));
+    }
 }

@@ -1,5 +1,4 @@
-//! The inner plugin as an object store for the operator commands, and the key material
-//! they work with.
+//! The inner plugin as an object store for the operator commands.
 //!
 //! Objects are addressed by timestamp and basename. The path handed to the inner plugin
 //! is `/gpbackup_age_plugin_admin/backups/<YYYYMMDD>/<ts>/<basename>`: inner plugins key
@@ -11,18 +10,14 @@
 //! path.
 
 use std::io::{BufReader, Read};
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 
-use age::{Identity, Recipient};
 use anyhow::{anyhow, Result};
-use sha2::{Digest, Sha256};
 
 use super::progress::{Counted, Progress};
 use crate::age_file::{AgeInput, Encoding, Header, HeaderError};
 use crate::config::PluginConfig;
-use crate::inner::{InnerPlugin, InnerReader, InnerWriter};
-use crate::keys;
+use crate::inner::{InnerPlugin, InnerReader, InnerWriter, Said};
 
 /// The directory part of every object path the operator commands hand the inner plugin.
 pub const ADMIN_ROOT: &str = "/gpbackup_age_plugin_admin";
@@ -36,146 +31,6 @@ pub fn object_path(ts: &str, basename: &str) -> String {
         "{ADMIN_ROOT}/backups/{}/{ts}/{basename}",
         &ts[..8.min(ts.len())]
     )
-}
-
-/// A non-secret identifier of a recipient: the first 8 hex digits of the SHA-256 of its
-/// string form (`age1…`, or `ssh-ed25519 AAAA…` without the comment).
-pub fn key_id(recipient: &str) -> String {
-    let canonical = if recipient.starts_with("ssh-") {
-        recipient
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ")
-    } else {
-        recipient.trim().to_string()
-    };
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The recipients the config names, as strings, in the order `keys::load_recipients`
-/// reads them (`recipients`, then `recipients_file`); none if they cannot be read.
-pub fn recipient_strings(config: &PluginConfig) -> Vec<String> {
-    keys::recipient_texts(
-        config.recipients.as_deref(),
-        config.recipients_file.as_deref(),
-    )
-    .unwrap_or_default()
-}
-
-/// The key ids of the config's recipients, sorted: what a set of recipients is known
-/// by in summaries and in the rotation journal.
-pub fn recipients_fingerprint(config: &PluginConfig) -> Vec<String> {
-    let mut ids: Vec<String> = recipient_strings(config)
-        .iter()
-        .map(|r| key_id(r))
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
-}
-
-/// One label per identity of a keyring, in the order `keys::load_identities` loads
-/// them (per file, in file order): `key <id>` for X25519
-/// and post-quantum identities (the key id of its recipient), a description otherwise.
-/// Only used in reports; the secret lines are zeroized.
-pub fn identity_labels(paths: &[PathBuf]) -> Vec<String> {
-    use std::str::FromStr;
-    let mut labels = Vec::new();
-    for path in paths {
-        let Ok(text) = keys::read_key_file(path, "") else {
-            continue;
-        };
-        if text.contains("-----BEGIN") {
-            labels.push(format!("ssh key {}", path.display()));
-            continue;
-        }
-        for (_, line) in keys::key_lines(&text).unwrap_or_default() {
-            let line = zeroize::Zeroizing::new(line.to_string());
-            if line.starts_with(keys::mlkem768x25519::IDENTITY_PREFIX) {
-                if let Ok(id) = keys::mlkem768x25519::Identity::from_str(&line) {
-                    labels.push(format!("key {}", key_id(&id.to_public().to_string())));
-                }
-                continue;
-            }
-            match age::x25519::Identity::from_str(&line) {
-                Ok(id) => labels.push(format!("key {}", key_id(&id.to_public().to_string()))),
-                Err(_) => labels.push(format!("identity in {}", path.display())),
-            }
-        }
-    }
-    labels
-}
-
-/// The key material of one worker thread (age's key types are not shareable).
-pub struct Keys {
-    pub identities: Vec<Box<dyn Identity>>,
-    pub recipients: Vec<Box<dyn Recipient>>,
-}
-
-/// Where key material comes from: the keyring files and, for rotation, the config's
-/// recipients.
-#[derive(Clone)]
-pub struct KeySource {
-    pub identity_files: Vec<PathBuf>,
-    /// Where the keyring was named (for messages): `--identity` or `identity_file`.
-    pub origin: keys::KeyOrigin,
-    pub config: PluginConfig,
-    pub with_recipients: bool,
-}
-
-impl KeySource {
-    /// The keyring: `--identity` files when given, else the config's `identity_file`.
-    pub fn new(config: &PluginConfig, override_files: &[PathBuf], with_recipients: bool) -> Self {
-        let (identity_files, origin) = if override_files.is_empty() {
-            (
-                config.identity_files.clone(),
-                keys::KeyOrigin::IdentityFileOption,
-            )
-        } else {
-            (override_files.to_vec(), keys::KeyOrigin::IdentityFlag)
-        };
-        KeySource {
-            identity_files,
-            origin,
-            config: config.clone(),
-            with_recipients,
-        }
-    }
-
-    /// Loads the keys; warnings about the keyring (file modes) are returned.
-    pub fn load(&self) -> Result<(Keys, Vec<String>)> {
-        // An operator command with no keyring at all is told about --identity too.
-        let origin = if self.identity_files.is_empty() {
-            keys::KeyOrigin::IdentityFlag
-        } else {
-            self.origin
-        };
-        let (identities, warnings) = keys::load_identities_from(&self.identity_files, origin)?;
-        let recipients = if self.with_recipients {
-            keys::load_recipients(
-                self.config.recipients.as_deref(),
-                self.config.recipients_file.as_deref(),
-            )?
-        } else {
-            Vec::new()
-        };
-        Ok((
-            Keys {
-                identities,
-                recipients,
-            },
-            warnings.0,
-        ))
-    }
-
-    /// `load` for a worker thread, with the error as a string.
-    pub fn load_for_thread(&self) -> Result<Keys, String> {
-        self.load()
-            .map(|(keys, _)| keys)
-            .map_err(|e| crate::one_line(&format!("{e:#}")))
-    }
 }
 
 /// Explains a header that would not open.
@@ -221,25 +76,21 @@ impl Store {
         progress: &'p Progress,
         count: Option<&'p AtomicU64>,
     ) -> Result<Fetch<'p>> {
-        let reader = self
-            .inner
-            .reader("restore_data", &[&object_path(ts, basename)])?;
+        let reader = self.inner.restore_data(&object_path(ts, basename))?;
         let input = BufReader::with_capacity(READ_BUFFER, Counted::new(reader, progress, count));
         match AgeInput::open(input) {
             Ok(input) => Ok(Fetch { input }),
             Err((e, input)) => Err(input
                 .into_inner()
                 .into_inner()
-                .abort(Some(anyhow!("reading from the inner plugin: {e}")))
-                .unwrap_or_else(|| anyhow!("reading the object failed"))),
+                .abort(anyhow!("reading from the inner plugin: {e}"))),
         }
     }
 
     /// Starts writing an object (the inner plugin's backup_data). Dropping the writer
     /// without finishing it kills the inner plugin first, so it commits nothing.
     pub fn put(&self, ts: &str, basename: &str) -> Result<InnerWriter> {
-        self.inner
-            .writer("backup_data", &[&object_path(ts, basename)])
+        self.inner.backup_data(&object_path(ts, basename))
     }
 }
 
@@ -271,21 +122,20 @@ impl<'p> Fetch<'p> {
     }
 
     /// The stream was read to its end and verified: the inner plugin must exit cleanly
-    /// (text on its stderr goes to the call log, as for a verified restore).
-    pub fn finish(self) -> Result<()> {
+    /// (text on its stderr is for the call log, as for a verified restore).
+    pub fn finish(self) -> Result<Said> {
         self.into_reader().finish_verified()
     }
 
     /// Stops the inner plugin after `ours` went wrong; returns the better explanation.
     pub fn abort(self, ours: anyhow::Error) -> anyhow::Error {
-        self.into_reader()
-            .abort(Some(ours))
-            .unwrap_or_else(|| anyhow!("reading the object failed"))
+        self.into_reader().abort(ours)
     }
 
-    /// Stops the inner plugin without a failure (only part of the object was wanted).
+    /// Stops the inner plugin without a failure (only part of the object was wanted);
+    /// whatever it did or said then does not matter.
     pub fn stop(self) {
-        let _ = self.into_reader().abort(None);
+        let _ = self.into_reader().stop();
     }
 }
 

@@ -1,8 +1,8 @@
 //! The age v1 header: the version line, one stanza per recipient, and the header MAC.
 //!
 //! Parsing keeps the exact bytes the MAC covers, so a header is verified as it was
-//! written, and [`Header::rewrap`] can build a new header for other recipients around
-//! the same file key (key rotation without touching the payload).
+//! written, and [`Header::rewrap`] builds a new header for other recipients around the
+//! same file key (key rotation without touching the payload).
 
 use std::fmt;
 use std::io::BufRead;
@@ -21,6 +21,10 @@ pub const AGE_PREFIX: &[u8] = b"age-encryption.org/";
 const STANZA_PREFIX: &[u8] = b"-> ";
 const MAC_PREFIX: &[u8] = b"--- ";
 const ENCODED_MAC_LEN: usize = 43;
+/// The label of a post-quantum recipient: like Go age, a header is never written for
+/// recipients with different labels, so a post-quantum recipient is never mixed with a
+/// classic one (which would make the file only as strong as X25519).
+pub const POSTQUANTUM_LABEL: &str = "postquantum";
 /// A header larger than this is refused: no honest header comes close (one X25519
 /// stanza is about 100 bytes, a post-quantum one about 1.6 KB), and a hostile one must
 /// not make us allocate without bound.
@@ -44,6 +48,9 @@ pub enum HeaderError {
     BadMac,
     /// An identity recognised a stanza and failed to unwrap it.
     Unwrap(String),
+    /// Wrapping the file key for new recipients failed (what is wrong is in the
+    /// string: no recipients, recipients that cannot be mixed).
+    Wrap(String),
     /// Reading failed.
     Io(std::io::Error),
 }
@@ -68,12 +75,20 @@ impl fmt::Display for HeaderError {
                 )
             }
             HeaderError::Unwrap(e) => write!(f, "could not unwrap the file key: {e}"),
+            HeaderError::Wrap(e) => write!(f, "{e}"),
             HeaderError::Io(e) => write!(f, "reading the age header: {e}"),
         }
     }
 }
 
 impl std::error::Error for HeaderError {}
+
+/// What [`Header::rewrap`] made: the new header, and the file key it shares with the
+/// old one.
+pub struct Rewrapped {
+    pub header: Header,
+    pub file_key: FileKey,
+}
 
 /// A parsed or freshly built age v1 header.
 pub struct Header {
@@ -87,19 +102,21 @@ impl Header {
     /// Builds the header that wraps `file_key` for every recipient. As in age, every
     /// recipient must hand back the same set of labels: a post-quantum recipient (label
     /// `postquantum`) is never mixed with a classic one.
-    pub fn wrap(file_key: &FileKey, recipients: &[Box<dyn Recipient>]) -> Result<Header, String> {
+    pub fn wrap<R: AsRef<dyn Recipient>>(
+        file_key: &FileKey,
+        recipients: &[R],
+    ) -> Result<Header, String> {
         let mut stanzas = Vec::new();
         let mut first_labels = None;
         for recipient in recipients {
             let (mut wrapped, labels) = recipient
+                .as_ref()
                 .wrap_file_key(file_key)
                 .map_err(|e| format!("wrapping the file key failed: {e}"))?;
             match &first_labels {
                 None => first_labels = Some(labels),
                 Some(first) if *first != labels => {
-                    let pq = |l: &std::collections::HashSet<String>| {
-                        l.contains(crate::keys::mlkem768x25519::POSTQUANTUM_LABEL)
-                    };
+                    let pq = |l: &std::collections::HashSet<String>| l.contains(POSTQUANTUM_LABEL);
                     return Err(if pq(first) != pq(&labels) {
                         "cannot encrypt to both post-quantum and classic recipients: the object would be only as strong as X25519 against a quantum computer".into()
                     } else {
@@ -131,16 +148,19 @@ impl Header {
         })
     }
 
-    /// The same file key wrapped for other recipients: a new header with a new MAC. The
-    /// payload that follows the header stays valid, since its key derives from the file
-    /// key and the payload nonce only.
-    pub fn rewrap(
+    /// This header's file key wrapped for other recipients: the file key is unwrapped
+    /// with the first identity that opens this header (its MAC checked), and a new
+    /// header with a new MAC wraps it for `recipients`. The payload that follows the
+    /// header stays valid, since its key derives from the file key and the payload nonce
+    /// only; the file key comes back too, to check that payload with.
+    pub fn rewrap<I: AsRef<dyn Identity>, R: AsRef<dyn Recipient>>(
         &self,
-        identities: &[Box<dyn Identity>],
-        recipients: &[Box<dyn Recipient>],
-    ) -> Result<Header, HeaderError> {
+        identities: &[I],
+        recipients: &[R],
+    ) -> Result<Rewrapped, HeaderError> {
         let file_key = self.unwrap_file_key(identities)?;
-        Header::wrap(&file_key, recipients).map_err(HeaderError::Unwrap)
+        let header = Header::wrap(&file_key, recipients).map_err(HeaderError::Wrap)?;
+        Ok(Rewrapped { header, file_key })
     }
 
     /// Reads one header from `input`, consuming exactly its bytes (the payload nonce
@@ -221,13 +241,13 @@ impl Header {
 
     /// Finds the file key with the first identity of the keyring that unwraps a stanza,
     /// and checks the header MAC with it.
-    pub fn unwrap_file_key(
+    pub fn unwrap_file_key<I: AsRef<dyn Identity>>(
         &self,
-        identities: &[Box<dyn Identity>],
+        identities: &[I],
     ) -> Result<FileKey, HeaderError> {
         let file_key = identities
             .iter()
-            .find_map(|identity| identity.unwrap_stanzas(&self.stanzas))
+            .find_map(|identity| identity.as_ref().unwrap_stanzas(&self.stanzas))
             .ok_or(HeaderError::NoMatchingKey)?
             .map_err(|e| HeaderError::Unwrap(e.to_string()))?;
         let mut mac = header_mac(&file_key);

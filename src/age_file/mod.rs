@@ -19,7 +19,7 @@ use age_core::format::{FileKey, FILE_KEY_BYTES};
 use rand::RngCore;
 
 pub use armor::{AgeInput, Encoding};
-pub use header::{Header, HeaderError};
+pub use header::{Header, HeaderError, Rewrapped};
 pub use stream::{PayloadKey, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, TAG_SIZE};
 
 /// Length of the random nonce that follows the header and salts the payload key.

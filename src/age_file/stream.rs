@@ -37,22 +37,39 @@ impl PayloadKey {
         )))
     }
 
-    /// True when `sealed` (one chunk: ciphertext and tag) authenticates as chunk `index`
-    /// of this payload, sealed as last or not. Checks a copy; nothing is returned.
-    pub fn chunk_opens(&self, index: u64, last: bool, sealed: &[u8]) -> bool {
-        let Some(text_len) = sealed.len().checked_sub(TAG_SIZE) else {
-            return false;
-        };
-        let mut copy = Zeroizing::new(sealed.to_vec());
-        self.cipher()
-            .open_in_place_separate_tag(
-                chunk_nonce(index, last),
-                Aad::empty(),
-                Tag::try_from(&sealed[text_len..]).expect("16 bytes"),
-                &mut copy[..text_len],
-                0..,
+    /// Checks the ends of a payload of `len` bytes (everything after the nonce) without
+    /// the rest: `first` holds its first bytes (at least one chunk, or all of it) and
+    /// `last` its last bytes (at least two chunks, or all of it). The first chunk must
+    /// authenticate, the one before the final chunk as a middle one, and the final one
+    /// as the stream's last, ending exactly at `len`: then the payload is complete (not
+    /// cut short or padded) and belongs to this key. The chunks in between are not
+    /// checked. These are the rules a reader of the whole payload applies
+    /// ([`StreamOpener`]), to the same chunks in the same order, so damage at the ends
+    /// gets the same verdict from both.
+    pub fn check_ends(&self, len: u64, first: &[u8], last: &[u8]) -> Result<(), StreamError> {
+        let chunk = ENCRYPTED_CHUNK_SIZE as u64;
+        // An empty payload lacks even the empty last chunk's tag.
+        let final_index = len.saturating_sub(1) / chunk;
+        let final_len = (len - final_index * chunk) as usize;
+        let cipher = self.cipher();
+        let open = |index: u64, is_last: bool, sealed: &[u8]| {
+            open_chunk(
+                &cipher,
+                index,
+                is_last,
+                &mut Zeroizing::new(sealed.to_vec()),
             )
-            .is_ok()
+        };
+        if final_index > 0 {
+            open(0, false, first.get(..ENCRYPTED_CHUNK_SIZE).unwrap_or(first))?;
+        }
+        let final_start = last.len().saturating_sub(final_len);
+        if final_index > 1 {
+            let before = final_start.saturating_sub(ENCRYPTED_CHUNK_SIZE);
+            open(final_index - 1, false, &last[before..final_start])?;
+        }
+        open(final_index, true, &last[final_start..])?;
+        Ok(())
     }
 
     /// ring's ChaCha20-Poly1305 (BoringSSL's assembly): about twice the speed of the
@@ -206,6 +223,55 @@ impl<W: Write> StreamSealer<W> {
     }
 }
 
+/// Opens one chunk (ciphertext and tag) in place as chunk `index`, sealed as the
+/// stream's last when `last`; returns the plaintext's length, at the chunk's start.
+///
+/// How a payload must end, in one place: the final chunk is sealed as last; a chunk
+/// too short for its tag, or a full chunk at the end that opens only as "not last", is
+/// a payload cut short; an empty final chunk is allowed only as the whole of an empty
+/// payload (after full chunks it is padding, or a payload cut and re-sealed).
+fn open_chunk(
+    cipher: &LessSafeKey,
+    index: u64,
+    last: bool,
+    chunk: &mut [u8],
+) -> Result<usize, StreamError> {
+    if chunk.len() < TAG_SIZE {
+        return Err(StreamError::Truncated);
+    }
+    let (text, tag) = chunk.split_at_mut(chunk.len() - TAG_SIZE);
+    let tag = Tag::try_from(&*tag).expect("16 bytes");
+    // A failed open may scribble over the text; keep the final chunk to probe it.
+    let kept = last.then(|| text.to_vec());
+    if cipher
+        .open_in_place_separate_tag(chunk_nonce(index, last), Aad::empty(), tag, text, 0..)
+        .is_err()
+    {
+        // A full chunk that opens as "not last" at the very end of the input is a
+        // stream that was cut at a chunk boundary.
+        let cut = kept.is_some_and(|mut probe| {
+            cipher
+                .open_in_place_separate_tag(
+                    chunk_nonce(index, false),
+                    Aad::empty(),
+                    tag,
+                    &mut probe,
+                    0..,
+                )
+                .is_ok()
+        });
+        return Err(if cut {
+            StreamError::Truncated
+        } else {
+            StreamError::Authentication { chunk: index }
+        });
+    }
+    if last && text.is_empty() && index != 0 {
+        return Err(StreamError::Authentication { chunk: index });
+    }
+    Ok(text.len())
+}
+
 /// Opens a contiguous run of ciphertext chunks in place, leaving the plaintext in `buf`.
 fn open_run(
     key: &PayloadKey,
@@ -219,43 +285,8 @@ fn open_run(
     for i in 0..count {
         let start = i * ENCRYPTED_CHUNK_SIZE;
         let end = (start + ENCRYPTED_CHUNK_SIZE).min(buf.len());
-        let index = first + i as u64;
         let is_last = last && i + 1 == count;
-        let chunk = &mut buf[start..end];
-        if chunk.len() < TAG_SIZE {
-            return Err(StreamError::Truncated);
-        }
-        let (text, tag) = chunk.split_at_mut(chunk.len() - TAG_SIZE);
-        let tag = Tag::try_from(&*tag).expect("16 bytes");
-        // A failed open may scribble over the text; keep the final chunk to probe it.
-        let kept = is_last.then(|| text.to_vec());
-        if cipher
-            .open_in_place_separate_tag(chunk_nonce(index, is_last), Aad::empty(), tag, text, 0..)
-            .is_err()
-        {
-            // A full chunk that opens as "not last" at the very end of the input is a
-            // stream that was cut at a chunk boundary.
-            let cut = kept.is_some_and(|mut probe| {
-                cipher
-                    .open_in_place_separate_tag(
-                        chunk_nonce(index, false),
-                        Aad::empty(),
-                        tag,
-                        &mut probe,
-                        0..,
-                    )
-                    .is_ok()
-            });
-            return Err(if cut {
-                StreamError::Truncated
-            } else {
-                StreamError::Authentication { chunk: index }
-            });
-        }
-        if is_last && text.is_empty() && index != 0 {
-            return Err(StreamError::Authentication { chunk: index });
-        }
-        let text_len = text.len();
+        let text_len = open_chunk(&cipher, first + i as u64, is_last, &mut buf[start..end])?;
         buf.copy_within(start..start + text_len, plain_len);
         plain_len += text_len;
     }
@@ -403,5 +434,87 @@ impl StreamError {
     pub fn from_io(e: &io::Error) -> Option<&StreamError> {
         e.get_ref()
             .and_then(|inner| inner.downcast_ref::<StreamError>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> PayloadKey {
+        PayloadKey::derive(&crate::age_file::new_file_key(), &[7u8; 16])
+    }
+
+    fn seal(key: &PayloadKey, len: usize) -> Vec<u8> {
+        let key = PayloadKey(key.0.clone());
+        let mut sealer = StreamSealer::new(key, Vec::new(), 1, 3);
+        sealer.write_all(&vec![0x5a; len]).unwrap();
+        sealer.finish().unwrap().0
+    }
+
+    /// What reading the whole payload says about it: its length, or the error.
+    fn read_all(key: &PayloadKey, payload: &[u8]) -> Result<usize, String> {
+        let key = PayloadKey(key.0.clone());
+        let mut out = Vec::new();
+        StreamOpener::new(key, payload, 2, 3)
+            .read_to_end(&mut out)
+            .map_err(|e| StreamError::from_io(&e).unwrap().to_string())
+    }
+
+    fn check_ends(key: &PayloadKey, payload: &[u8]) -> Result<(), String> {
+        let first = &payload[..payload.len().min(ENCRYPTED_CHUNK_SIZE)];
+        let last = &payload[payload.len().saturating_sub(2 * ENCRYPTED_CHUNK_SIZE)..];
+        key.check_ends(payload.len() as u64, first, last)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checking the ends of a payload and reading all of it apply the same rules of how
+    /// a payload ends: they accept and refuse the same cuts and paddings, saying the
+    /// same thing.
+    #[test]
+    fn the_ends_check_and_the_reader_agree_on_how_a_payload_ends() {
+        let key = key();
+        for len in [
+            0,
+            1,
+            CHUNK_SIZE - 1,
+            CHUNK_SIZE,
+            CHUNK_SIZE + 1,
+            3 * CHUNK_SIZE,
+        ] {
+            let payload = seal(&key, len);
+            assert_eq!(read_all(&key, &payload), Ok(len));
+            assert_eq!(check_ends(&key, &payload), Ok(()), "len {len}");
+            let mut variants: Vec<(String, Vec<u8>)> = vec![
+                ("empty".into(), Vec::new()),
+                ("padded".into(), [payload.clone(), vec![0; 10]].concat()),
+                (
+                    "padded by a tag".into(),
+                    [payload.clone(), vec![0; 16]].concat(),
+                ),
+                ("last byte altered".into(), {
+                    let mut p = payload.clone();
+                    *p.last_mut().unwrap() ^= 1;
+                    p
+                }),
+            ];
+            for cut in [1, 10, TAG_SIZE, TAG_SIZE + 1, ENCRYPTED_CHUNK_SIZE] {
+                if cut < payload.len() {
+                    variants.push((
+                        format!("cut by {cut}"),
+                        payload[..payload.len() - cut].to_vec(),
+                    ));
+                }
+            }
+            for (what, bad) in variants {
+                let read = read_all(&key, &bad);
+                assert!(read.is_err(), "len {len}, {what}: {read:?}");
+                assert_eq!(
+                    check_ends(&key, &bad),
+                    read.map(|_| ()),
+                    "len {len}, {what}"
+                );
+            }
+        }
     }
 }

@@ -5,38 +5,36 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::logged;
 use crate::cli::HookArgs;
 use crate::config::PluginConfig;
-use crate::inner::InnerPlugin;
-use crate::keys;
+use crate::gpbackup::check_timestamp;
+use crate::inner::{Forwarded, Hook, InnerPlugin};
+use crate::keys::{Keyring, Recipients};
+use crate::log::{logged, CallLog};
 
 /// A setup or cleanup hook: validate, create the local directory on setup, forward with
 /// the scope and content ID exactly as received.
-pub fn hook(command: &str, args: &HookArgs) -> Result<()> {
+pub fn hook(hook: Hook, args: &HookArgs) -> Result<()> {
     let object = format!(
         "{} {}",
         args.scope,
         args.content_id.as_deref().unwrap_or("")
     );
-    logged(command, object.trim(), |log| {
+    logged(hook.command(), object.trim(), |log| {
         check_scope(&args.scope, args.content_id.as_deref())?;
         let config = PluginConfig::load(&args.config_path)?;
-        match command {
+        match hook {
             // Fail fast, before gpbackup starts moving data.
-            "setup_plugin_for_backup" => {
-                keys::load_recipients(
-                    config.recipients.as_deref(),
-                    config.recipients_file.as_deref(),
-                )?;
+            Hook::SetupForBackup => {
+                Recipients::from_config(&config)?;
             }
-            "setup_plugin_for_restore" => {
-                let (_identities, warnings) = keys::load_identities(&config.identity_files)?;
-                warnings.0.into_iter().for_each(|w| log.note(w));
+            Hook::SetupForRestore => {
+                let keyring = Keyring::from_config(&config)?;
+                keyring.warnings().iter().for_each(|w| log.note(w));
             }
-            _ => {}
+            Hook::CleanupForBackup | Hook::CleanupForRestore => {}
         }
-        if command.starts_with("setup_") {
+        if hook.is_setup() {
             std::fs::create_dir_all(&args.local_backup_directory).with_context(|| {
                 format!(
                     "cannot create local_backup_directory {}",
@@ -46,11 +44,14 @@ pub fn hook(command: &str, args: &HookArgs) -> Result<()> {
         }
         let inner = InnerPlugin::new(&config)?;
         let dir = args.local_backup_directory.to_string_lossy();
-        let mut forwarded: Vec<&str> = vec![&dir, &args.scope];
-        if let Some(content) = args.content_id.as_deref() {
-            forwarded.push(content);
-        }
-        inner.run(command, &forwarded)
+        let said = inner.forward(Forwarded::Hook {
+            hook,
+            local_backup_directory: &dir,
+            scope: &args.scope,
+            content_id: args.content_id.as_deref(),
+        })?;
+        said.log(log);
+        Ok(())
     })
 }
 
@@ -71,21 +72,28 @@ fn check_scope(scope: &str, content_id: Option<&str>) -> Result<()> {
 
 /// delete_backup: forwarded once the timestamp is one gpbackup could have written.
 pub fn delete_backup(config_path: &Path, timestamp: &str) -> Result<()> {
-    logged("delete_backup", timestamp, |_| {
-        if timestamp.len() != 14 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
-            bail!(
-                "timestamp '{timestamp}' is not a gpbackup timestamp (14 digits, YYYYMMDDHHMMSS)"
-            );
-        }
-        let config = PluginConfig::load(config_path)?;
-        InnerPlugin::new(&config)?.run("delete_backup", &[timestamp])
+    logged("delete_backup", timestamp, |log| {
+        check_timestamp(timestamp)?;
+        forward(config_path, Forwarded::DeleteBackup { timestamp }, log)
     })
 }
 
-/// The inner plugins' own management commands (delete_directory, list_directory).
-pub fn management(config_path: &Path, command: &str, directory: &str) -> Result<()> {
-    logged(command, directory, |_| {
-        let config = PluginConfig::load(config_path)?;
-        InnerPlugin::new(&config)?.run(command, &[directory])
+/// delete_directory: the inner plugins' own management command, forwarded.
+pub fn delete_directory(config_path: &Path, directory: &str) -> Result<()> {
+    logged("delete_directory", directory, |log| {
+        forward(config_path, Forwarded::DeleteDirectory { directory }, log)
     })
+}
+
+/// list_directory: the inner plugins' own management command, forwarded.
+pub fn list_directory(config_path: &Path, directory: &str) -> Result<()> {
+    logged("list_directory", directory, |log| {
+        forward(config_path, Forwarded::ListDirectory { directory }, log)
+    })
+}
+
+fn forward(config_path: &Path, call: Forwarded, log: &mut CallLog) -> Result<()> {
+    let config = PluginConfig::load(config_path)?;
+    InnerPlugin::new(&config)?.forward(call)?.log(log);
+    Ok(())
 }

@@ -4,13 +4,12 @@ mod feeder;
 mod forward;
 mod transfer;
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 
 use crate::cli::{Cli, Command, API_VERSION, VERSION_LINE};
-use crate::log::CallLog;
+use crate::inner::Hook;
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -26,10 +25,10 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{API_VERSION}");
             Ok(())
         }
-        Command::SetupPluginForBackup(a) => forward::hook("setup_plugin_for_backup", &a),
-        Command::SetupPluginForRestore(a) => forward::hook("setup_plugin_for_restore", &a),
-        Command::CleanupPluginForBackup(a) => forward::hook("cleanup_plugin_for_backup", &a),
-        Command::CleanupPluginForRestore(a) => forward::hook("cleanup_plugin_for_restore", &a),
+        Command::SetupPluginForBackup(a) => forward::hook(Hook::SetupForBackup, &a),
+        Command::SetupPluginForRestore(a) => forward::hook(Hook::SetupForRestore, &a),
+        Command::CleanupPluginForBackup(a) => forward::hook(Hook::CleanupForBackup, &a),
+        Command::CleanupPluginForRestore(a) => forward::hook(Hook::CleanupForRestore, &a),
         Command::BackupFile {
             config_path,
             filepath,
@@ -58,11 +57,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::DeleteDirectory {
             config_path,
             directory,
-        } => forward::management(&config_path, "delete_directory", &directory),
+        } => forward::delete_directory(&config_path, &directory),
         Command::ListDirectory {
             config_path,
             directory,
-        } => forward::management(&config_path, "list_directory", &directory),
+        } => forward::list_directory(&config_path, &directory),
         Command::Keygen(a) => crate::admin::keygen::keygen(&a),
         Command::Rotate(a) => crate::admin::rotate::rotate(&a),
         Command::Verify(a) => crate::admin::verify::verify(&a),
@@ -88,7 +87,7 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
     // The message is the first paragraph (for a missing argument, its names follow on
     // the next lines), folded onto one line.
     let text = e.render().to_string();
-    let first = crate::one_line(text.split("\n\n").next().unwrap_or(""));
+    let first = crate::message::one_line(text.split("\n\n").next().unwrap_or(""));
     let first = first.strip_prefix("error: ").unwrap_or(&first);
     let first = if first.is_empty() {
         "invalid command line"
@@ -103,25 +102,4 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
     };
     eprintln!("gpbackup_age_plugin: {first}{hint}; run gpbackup_age_plugin --help");
     ExitCode::from(2)
-}
-
-/// Runs `body` with a call log line around it.
-fn logged(
-    command: &str,
-    object: &str,
-    body: impl FnOnce(&mut CallLog) -> Result<()>,
-) -> Result<()> {
-    let mut log = CallLog::start(command, object);
-    let outcome = body(&mut log);
-    log.finish(&outcome);
-    outcome
-}
-
-/// The object name a path or data_filekey is stored under: its basename.
-fn object_name(key: &str) -> Result<&str> {
-    Path::new(key)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| anyhow!("'{key}' has no file name to store the object under"))
 }

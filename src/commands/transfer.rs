@@ -15,12 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::feeder::{self, Feeder};
-use super::{logged, object_name};
 use crate::age_file::{AgeInput, Encoding};
-use crate::config::{io_reason, PluginConfig};
+use crate::config::PluginConfig;
+use crate::gpbackup::object_name;
 use crate::inner::{InnerPlugin, InnerReader};
-use crate::keys;
-use crate::log::{CallLog, Metered};
+use crate::keys::{Keyring, Recipients};
+use crate::log::{logged, CallLog, Metered};
+use crate::message::io_reason;
 use crate::pipeline::encode::EncodeError;
 use crate::pipeline::{self, ByteRanges, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
 
@@ -64,10 +65,7 @@ fn backup(
 ) -> Result<()> {
     let config = PluginConfig::load(config_path)?;
     let name = object_name(key)?;
-    let recipients = keys::load_recipients(
-        config.recipients.as_deref(),
-        config.recipients_file.as_deref(),
-    )?;
+    let recipients = Recipients::from_config(&config)?;
     let inner = InnerPlugin::new(&config)?;
     let opts = EncodeOptions {
         compression: config.compression,
@@ -76,7 +74,7 @@ fn backup(
         max_memory: config.max_memory,
     };
     // A small object (most tables) is read and sealed whole first, then handed to the
-    // inner plugin in one go: see `InnerPlugin::write_whole`.
+    // inner plugin in one go: see `InnerPlugin::backup_data_whole`.
     // Grown as it fills, not a `ReadBuf` of the whole limit: most calls are small, and
     // mapping 512 KiB up front would cost every one of them a mapping.
     let mut head = Vec::new();
@@ -87,21 +85,22 @@ fn backup(
     read.map_err(|e| anyhow!(EncodeError::Input(e)))?;
     if head.len() <= WHOLE_OBJECT_LIMIT {
         let mut sealed = Vec::new();
-        let (_, report) = pipeline::encode(&head[..], &mut sealed, name, &recipients, &opts)
+        let (_, report) = pipeline::encode(&head[..], &mut sealed, name, recipients.keys(), &opts)
             .map_err(|e| anyhow!(e))?;
         log_encoded(log, &report);
         feeder::check(feeder)?;
-        return inner.write_whole("backup_data", &[key], &sealed);
+        inner.backup_data_whole(key, &sealed)?.log(log);
+        return Ok(());
     }
     // Counted as they move, for the log line of a call that fails half way.
     let (bytes_in, bytes_out) = (AtomicU64::new(0), AtomicU64::new(0));
     let input = Metered::new(io::Cursor::new(head).chain(input), &bytes_in);
-    let mut writer = inner.writer("backup_data", &[key])?;
+    let mut writer = inner.backup_data(key)?;
     let encoded = pipeline::encode(
         input,
         Metered::new(&mut writer, &bytes_out),
         name,
-        &recipients,
+        recipients.keys(),
         &opts,
     );
     log.bytes_in = bytes_in.load(Ordering::Relaxed);
@@ -110,21 +109,23 @@ fn backup(
         Ok((_, report)) => {
             log_encoded(log, &report);
             match feeder::check(feeder) {
-                Ok(()) => writer.finish(),
+                Ok(()) => {
+                    writer.finish()?.log(log);
+                    Ok(())
+                }
                 Err(aborted) => {
                     // Killed before its stdin closes: the inner plugin commits nothing.
-                    let _ = writer.abort();
+                    drop(writer);
                     Err(aborted)
                 }
             }
         }
-        Err(e) => {
-            // Killed before its stdin closes: the inner plugin commits nothing.
-            let inner_failure = writer.abort();
-            Err(match (e, inner_failure) {
-                (EncodeError::Output(_), Some(theirs)) => theirs,
-                (ours, _) => anyhow!(ours),
-            })
+        // Killed before its stdin closes: the inner plugin commits nothing. A write
+        // that failed is explained by the inner plugin; a failure of ours by ours.
+        Err(e @ EncodeError::Output(_)) => Err(writer.abort(anyhow!(e))),
+        Err(ours) => {
+            drop(writer);
+            Err(anyhow!(ours))
         }
     }
 }
@@ -221,17 +222,17 @@ fn restore(
     let config = PluginConfig::load(config_path)?;
     let name = object_name(key)?;
     let inner = InnerPlugin::new(&config)?;
-    let reader = inner.reader("restore_data", &[key])?;
+    let reader = inner.restore_data(key)?;
     // Loaded while the inner plugin starts, not before: a small restore waits on it.
     // On failure, dropping `reader` stops the inner plugin.
-    let (identities, warnings) = keys::load_identities(&config.identity_files)?;
-    warnings.0.into_iter().for_each(|w| log.note(w));
+    let keyring = Keyring::from_config(&config)?;
+    keyring.warnings().iter().for_each(|w| log.note(w));
     // Only for a look at the first bytes: larger reads go around it.
     let input = match AgeInput::open(BufReader::with_capacity(8 * 1024, reader)) {
         Ok(input) => input,
         Err((e, input)) => {
             let ours = anyhow!("reading from the inner plugin: {e}");
-            return Err(stop(input.into_inner(), ours));
+            return Err(input.into_inner().abort(ours));
         }
     };
     // Counted as it is written, for the log line of a call that stops half way.
@@ -242,22 +243,18 @@ fn restore(
             if input.encoding() == Encoding::Armored {
                 log.note("ASCII-armored age file (age -a)");
             }
-            decoded(input, out, &identities, name, ranges, &config, log)
+            decoded(input, out, &keyring, name, ranges, &config, log)
         }
         _ if config.allow_plaintext_restore => {
             log.note("plaintext object passed through (allow_plaintext_restore)");
             passthrough(input, out, ranges, log)
         }
-        Encoding::Empty => Err(stop(
-            input.into_inner().into_inner(),
-            anyhow!("the inner plugin returned an empty object (not one written by gpbackup_age_plugin)"),
-        )),
-        _ => Err(stop(
-            input.into_inner().into_inner(),
-            anyhow!(
-                "object is not encrypted by gpbackup_age_plugin (no age header); if it is an old unencrypted backup, set allow_plaintext_restore: \"on\" to read it as is"
-            ),
-        )),
+        Encoding::Empty => Err(input.into_inner().into_inner().abort(anyhow!(
+            "the inner plugin returned an empty object (not one written by gpbackup_age_plugin)"
+        ))),
+        _ => Err(input.into_inner().into_inner().abort(anyhow!(
+            "object is not encrypted by gpbackup_age_plugin (no age header); if it is an old unencrypted backup, set allow_plaintext_restore: \"on\" to read it as is"
+        ))),
     };
     log.bytes_out = written.load(Ordering::Relaxed);
     result.map(|ending| {
@@ -286,7 +283,7 @@ type ObjectInput = AgeInput<BufReader<InnerReader>>;
 fn decoded(
     mut input: ObjectInput,
     out: impl Write + Send,
-    identities: &[Box<dyn age::Identity>],
+    keyring: &Keyring,
     name: &str,
     ranges: Option<&ByteRanges>,
     config: &PluginConfig,
@@ -299,7 +296,7 @@ fn decoded(
         max_memory: config.max_memory,
         check_sha256: config.restore_check_sha256,
     };
-    let decoded = pipeline::decode(&mut input, out, identities, &opts);
+    let decoded = pipeline::decode(&mut input, out, keyring.identities(), &opts);
     log.bytes_in = input.with_inner(|r| r.get_ref().bytes_read());
     let reader = input.into_inner().into_inner();
     match decoded {
@@ -308,27 +305,18 @@ fn decoded(
                 "frames={} workers={} in_flight={} sha256_checked={}",
                 report.frames, report.workers, report.frames_in_flight, report.sha256_checked
             ));
-            if report.trailer.is_some() {
-                reader.finish_verified()?;
-            } else if let Some(e) = reader.abort(None) {
+            let said = if report.trailer.is_some() {
+                reader.finish_verified()?
+            } else {
                 // A subset restore that has all its ranges stops reading early.
-                return Err(e);
-            }
+                reader.stop()?
+            };
+            said.log(log);
             Ok(Ending::Done)
         }
         Err(e) if e.is_reader_gone() => Ok(reader_gone(reader, log)),
-        Err(e) => Err(stop(
-            reader,
-            anyhow!(e.explain(&config.identity_files, name)),
-        )),
+        Err(e) => Err(reader.abort(anyhow!(e.explain(keyring.files(), name)))),
     }
-}
-
-/// Stops the inner plugin after a failure; its own failure explains more, if any.
-fn stop(reader: InnerReader, ours: anyhow::Error) -> anyhow::Error {
-    reader
-        .abort(Some(ours))
-        .unwrap_or_else(|| anyhow!("restore failed"))
 }
 
 /// Our reader closed the stream (EPIPE). gpbackup_helper never reads a restore to its
@@ -336,8 +324,9 @@ fn stop(reader: InnerReader, ours: anyhow::Error) -> anyhow::Error {
 /// stopped, the call log says what happened, and the call succeeds with nothing on
 /// stderr (nobody is left to read it).
 fn reader_gone(reader: InnerReader, log: &mut CallLog) -> Ending {
-    if let Some(theirs) = reader.abort(None) {
-        log.note(format!("{theirs:#}"));
+    match reader.stop() {
+        Ok(said) => said.log(log),
+        Err(theirs) => log.note(format!("{theirs:#}")),
     }
     Ending::ReaderGone
 }
@@ -356,9 +345,12 @@ fn passthrough(
     match copied {
         // Nothing here was verified, so any text on the inner plugin's stderr fails
         // the restore, as it would fail it for gprestore.
-        Ok(()) => reader.finish().map(|_| Ending::Done),
+        Ok(()) => {
+            reader.finish()?.log(log);
+            Ok(Ending::Done)
+        }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(reader_gone(reader, log)),
-        Err(e) => Err(stop(reader, anyhow!("{e}"))),
+        Err(e) => Err(reader.abort(anyhow!("{e}"))),
     }
 }
 

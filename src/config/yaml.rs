@@ -130,7 +130,7 @@ fn explain(text: &str, path: &Path, e: serde_yaml::Error) -> anyhow::Error {
                 ),
                 None => anyhow!(
                     "plugin config {where_} is not valid YAML: {}",
-                    crate::one_line(&syntax.to_string())
+                    crate::message::one_line(&syntax.to_string())
                 ),
             };
         }
@@ -173,7 +173,7 @@ fn explain(text: &str, path: &Path, e: serde_yaml::Error) -> anyhow::Error {
     }
     anyhow!(
         "plugin config {where_} is not valid: {}",
-        crate::one_line(&e.to_string())
+        crate::message::one_line(&e.to_string())
     )
 }
 

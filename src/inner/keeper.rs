@@ -88,7 +88,7 @@ fn run(inner: OsString, args: Vec<OsString>) -> i32 {
         .spawn();
     let mut child = match spawned {
         Ok(child) => child,
-        Err(e) => return fail(&what, &crate::config::io_reason(&e)),
+        Err(e) => return fail(&what, &crate::message::io_reason(&e)),
     };
     std::thread::spawn(watch_control);
     let status = match child.wait() {

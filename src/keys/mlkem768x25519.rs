@@ -46,10 +46,8 @@ pub const STANZA_TAG: &str = "mlkem768x25519";
 pub const RECIPIENT_PREFIX: &str = "age1pq1";
 /// Every identity starts with this.
 pub const IDENTITY_PREFIX: &str = "AGE-SECRET-KEY-PQ-1";
-/// The label the recipient hands the encryptor. Like Go age, an encryptor refuses to
-/// put recipients with different labels in one header, so a post-quantum recipient is
-/// never mixed with a classic one (which would make the file only as strong as X25519).
-pub const POSTQUANTUM_LABEL: &str = "postquantum";
+/// The label the recipient hands the encryptor (see the header writer's rule).
+pub use crate::age_file::header::POSTQUANTUM_LABEL;
 
 const RECIPIENT_HRP: &str = "age1pq";
 const IDENTITY_HRP: &str = "age-secret-key-pq-";

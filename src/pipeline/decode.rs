@@ -177,7 +177,7 @@ impl From<FormatError> for DecodeError {
 pub fn decode<R: BufRead + Send, W: Write + Send>(
     mut input: R,
     out: W,
-    identities: &[Box<dyn Identity>],
+    identities: &[impl AsRef<dyn Identity>],
     opts: &DecodeOptions,
 ) -> Result<DecodeReport, DecodeError> {
     let header = Header::read(&mut input).map_err(DecodeError::Header)?;

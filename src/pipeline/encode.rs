@@ -9,6 +9,7 @@ use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
 use zstd::zstd_safe::CParameter;
 
+use super::read_buf::ReadBuf;
 use super::{
     resolve_workers, Plan, SEAL_BATCH_CHUNKS, STORED_FRAME_SIZE, STORED_SEAL_BATCH_CHUNKS,
 };
@@ -17,7 +18,6 @@ use crate::config::{Compression, ZstdLevel};
 use crate::object::{
     emit_stored_frame, stored_frame_len, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer,
 };
-use crate::read_buf::ReadBuf;
 
 /// How to encode.
 #[derive(Debug, Clone)]
@@ -230,7 +230,7 @@ pub fn encode<R: Read, W: Write + Send>(
     mut input: R,
     mut out: W,
     name: &str,
-    recipients: &[Box<dyn Recipient>],
+    recipients: &[impl AsRef<dyn Recipient>],
     opts: &EncodeOptions,
 ) -> Result<(W, EncodeReport), EncodeError> {
     let file_key = new_file_key();

@@ -12,6 +12,7 @@
 pub mod decode;
 pub mod encode;
 pub mod ranges;
+mod read_buf;
 
 pub use decode::{decode, DecodeError, DecodeOptions, DecodeReport};
 pub use encode::{encode, EncodeOptions, EncodeReport};

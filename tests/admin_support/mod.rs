@@ -419,3 +419,22 @@ pub fn rotate(h: &Harness, extra: &[&str], ts: &[&str]) -> Output {
     args.extend_from_slice(ts);
     admin(h, &args)
 }
+
+/// The summaries an operator command printed on stdout, one per backup set: a line
+/// naming the command and the set, then its indented lines. Every line fits 100
+/// columns (an operator's terminal, a ticket).
+#[track_caller]
+pub fn summaries(stdout: &str) -> Vec<Vec<String>> {
+    let mut blocks: Vec<Vec<String>> = Vec::new();
+    for line in stdout.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "a summary line is wider than 100 columns: {line:?}"
+        );
+        match blocks.last_mut() {
+            Some(block) if line.starts_with(' ') => block.push(line.to_string()),
+            _ => blocks.push(vec![line.to_string()]),
+        }
+    }
+    blocks
+}

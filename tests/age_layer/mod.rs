@@ -10,9 +10,9 @@ use gpbackup_age_plugin::age_file::{new_file_key, new_nonce, Header, PayloadKey,
 pub const K64: usize = 64 * 1024;
 
 /// Seals `data` as an age v1 file with our Header and StreamSealer.
-pub fn our_seal(
+pub fn our_seal<R: AsRef<dyn age::Recipient>>(
     data: &[u8],
-    recipients: Vec<Box<dyn age::Recipient>>,
+    recipients: Vec<R>,
     shape: (usize, usize),
 ) -> Vec<u8> {
     let file_key = new_file_key();
@@ -39,9 +39,9 @@ pub fn our_seal(
 }
 
 /// Opens an age v1 file with our Header::read/unwrap_file_key and StreamOpener.
-pub fn our_open(
+pub fn our_open<I: AsRef<dyn age::Identity>>(
     file: &[u8],
-    identities: &[Box<dyn age::Identity>],
+    identities: &[I],
     shape: (usize, usize),
 ) -> std::io::Result<Vec<u8>> {
     let mut input = file;

@@ -213,12 +213,12 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 /// Decrypts a whole age file with the age crate (not our code) and `identities`.
 pub fn age_crate_decrypt_with(
     ciphertext: &[u8],
-    identities: &[Box<dyn age::Identity>],
+    identities: &[impl AsRef<dyn age::Identity>],
 ) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let dec = age::Decryptor::new(ciphertext).map_err(|e| e.to_string())?;
     let mut reader = dec
-        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .decrypt(identities.iter().map(|i| i.as_ref()))
         .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     reader.read_to_end(&mut out).map_err(|e| e.to_string())?;

@@ -330,15 +330,17 @@ pub fn config_text(h: &Harness, extra_lines: &str) -> String {
 }
 
 /// The demo identities, loaded by the crate itself.
-pub fn demo_keyring() -> Vec<Box<dyn age::Identity>> {
-    gpbackup_age_plugin::keys::load_identities(&[demo_identity()])
-        .expect("demo identity")
-        .0
+pub fn demo_keyring() -> gpbackup_age_plugin::keys::Keyring {
+    gpbackup_age_plugin::keys::Keyring::load(
+        &[demo_identity()],
+        gpbackup_age_plugin::keys::KeyOrigin::IdentityFileOption,
+    )
+    .expect("demo identity")
 }
 
 /// The demo recipients, loaded by the crate itself.
-pub fn demo_recipient_list() -> Vec<Box<dyn age::Recipient>> {
-    gpbackup_age_plugin::keys::load_recipients(None, Some(&demo_recipients()))
+pub fn demo_recipient_list() -> gpbackup_age_plugin::keys::Recipients {
+    gpbackup_age_plugin::keys::Recipients::parse(None, Some(&demo_recipients()))
         .expect("demo recipients")
 }
 

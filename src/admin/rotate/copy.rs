@@ -1,21 +1,21 @@
-//! Moving an object's payload: verbatim with every chunk authenticated on the way
-//! (re-wrapping), or decrypted and encrypted again under a fresh file key through
-//! memory only (re-encrypting).
+//! Copying an object's payload verbatim (everything after its header: the nonce and
+//! the STREAM payload) while checking it on the way, so that what replaces an object
+//! is known to be complete and to belong to its header: its ends by default
+//! ([`Check::Ends`], two or three chunk decryptions whatever the size), or every chunk
+//! ([`Check::Full`], one decryption pass on a thread of its own). The rules of what a
+//! valid payload is are the format's ([`crate::age_file::PayloadKey::check_ends`],
+//! [`StreamOpener`]).
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use age_core::format::FileKey;
-use anyhow::anyhow;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver};
 use zeroize::Zeroizing;
 
-use super::storage::KeySource;
 use crate::age_file::stream::{StreamError, StreamOpener};
-use crate::age_file::{PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE, TAG_SIZE};
-use crate::config::PluginConfig;
+use crate::age_file::{PayloadKey, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
 use crate::object::read_full;
-use crate::pipeline::{self, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
 
 /// Bytes per block handed from the reading thread to the writing and checking threads.
 const BLOCK: usize = 1 << 20;
@@ -152,7 +152,7 @@ impl Ends {
         self.previous = self.last.replace(Arc::clone(block));
     }
 
-    /// The last `n` bytes (n <= one chunk, so within the last two blocks).
+    /// The last `n` bytes (n <= one block, so within the last two blocks).
     fn tail(&self, n: usize) -> Vec<u8> {
         let have = self.previous.as_ref().map_or(0, |p| p.len())
             + self.last.as_ref().map_or(0, |l| l.len());
@@ -166,39 +166,11 @@ impl Ends {
         out.split_off(out.len() - n.min(out.len()))
     }
 
-    /// Authenticates the first and the final chunk (age's STREAM: chunk `i` has the
-    /// nonce `i` as 11 big-endian bytes and a last-chunk flag byte).
+    /// Authenticates the first and the final chunk, by the rules of the format.
     fn check(&self, file_key: &FileKey, nonce: &[u8]) -> Result<(), String> {
-        let len = self.len;
-        if len < TAG_SIZE as u64 {
-            return Err(StreamError::Truncated.to_string());
-        }
-        let chunk = ENCRYPTED_CHUNK_SIZE as u64;
-        let count = len.div_ceil(chunk);
-        let last_index = count - 1;
-        let last_len = (len - last_index * chunk) as usize;
-        if last_len < TAG_SIZE || (last_len == TAG_SIZE && last_index > 0) {
-            // A final chunk that is too short, or empty after full ones: cut or padded.
-            return Err(StreamError::Authentication { chunk: last_index }.to_string());
-        }
-        let key = PayloadKey::derive(file_key, nonce);
-        let opens = |index: u64, last: bool, sealed: &[u8]| key.chunk_opens(index, last, sealed);
-        if last_index > 0 && !opens(0, false, &self.first) {
-            return Err(StreamError::Authentication { chunk: 0 }.to_string());
-        }
-        let tail = self.tail(last_len);
-        if !opens(last_index, true, &tail) {
-            // Sealed as a middle chunk: the payload was cut at a chunk boundary.
-            return Err(
-                if last_len == ENCRYPTED_CHUNK_SIZE && opens(last_index, false, &tail) {
-                    StreamError::Truncated
-                } else {
-                    StreamError::Authentication { chunk: last_index }
-                }
-                .to_string(),
-            );
-        }
-        Ok(())
+        PayloadKey::derive(file_key, nonce)
+            .check_ends(self.len, &self.first, &self.tail(2 * ENCRYPTED_CHUNK_SIZE))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -256,177 +228,12 @@ impl Read for BlockReader {
     }
 }
 
-/// What a re-encryption produced.
-pub struct Reencrypted {
-    /// Original bytes that went through.
-    pub original_len: u64,
-    /// Bytes of the new object.
-    pub bytes_out: u64,
-}
-
-/// Decodes the object on `input` with the keyring, checking everything a restore checks
-/// (its name is `name`), and encodes the original again for the config's recipients
-/// under a fresh file key into `out`. The original only passes through memory, in
-/// blocks that are zeroized when dropped. `out` must be discarded unless this succeeds.
-pub fn reencrypt<R: BufRead + Send, W: Write + Send>(
-    input: R,
-    out: &mut W,
-    name: &str,
-    identities: &[Box<dyn age::Identity>],
-    source: &KeySource,
-    config: &PluginConfig,
-) -> Result<Reencrypted, String> {
-    let (mut writer, reader) = pipe();
-    let encode_opts = EncodeOptions {
-        compression: config.compression,
-        workers: config.workers,
-        frame_size: DEFAULT_FRAME_SIZE,
-        // The two pipelines run at once and share the call's memory.
-        max_memory: config.max_memory / 2,
-    };
-    let decode_opts = DecodeOptions {
-        workers: config.workers,
-        expected_name: Some(name),
-        ranges: None,
-        max_memory: config.max_memory / 2,
-        check_sha256: true,
-    };
-    std::thread::scope(|s| {
-        let encoder = s.spawn(move || -> Result<u64, String> {
-            // Recipients cannot cross threads: load them here.
-            let keys = source.load_for_thread()?;
-            pipeline::encode(reader, out, name, &keys.recipients, &encode_opts)
-                .map(|(_, report)| report.bytes_out)
-                .map_err(|e| format!("re-encrypting: {e}"))
-        });
-        let decoded = pipeline::decode(input, &mut writer, identities, &decode_opts);
-        let decoded = match decoded {
-            Ok(report) => writer
-                .close()
-                .map(|_| report.bytes_out)
-                .map_err(|e| format!("re-encrypting: {e}")),
-            Err(e) => {
-                drop(writer);
-                Err(format!("{e}"))
-            }
-        };
-        let encoded = encoder
-            .join()
-            .unwrap_or_else(|_| Err("the re-encrypting thread failed".into()));
-        let original_len = decoded?;
-        let bytes_out = encoded?;
-        Ok(Reencrypted {
-            original_len,
-            bytes_out,
-        })
-    })
-}
-
-enum Piece {
-    Data(Zeroizing<Vec<u8>>),
-    End,
-}
-
-/// An in-memory pipe between the decoding and the encoding thread.
-fn pipe() -> (PipeWriter, PipeReader) {
-    let (tx, rx) = bounded(4);
-    (
-        PipeWriter {
-            tx: Some(tx),
-            buf: Zeroizing::new(Vec::with_capacity(BLOCK)),
-        },
-        PipeReader {
-            rx,
-            block: Zeroizing::new(Vec::new()),
-            pos: 0,
-            ended: false,
-        },
-    )
-}
-
-struct PipeWriter {
-    tx: Option<Sender<Piece>>,
-    buf: Zeroizing<Vec<u8>>,
-}
-
-impl PipeWriter {
-    fn send_buf(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let block = std::mem::replace(&mut self.buf, Zeroizing::new(Vec::with_capacity(BLOCK)));
-        self.tx
-            .as_ref()
-            .ok_or_else(|| io::Error::other("pipe closed"))?
-            .send(Piece::Data(block))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the encrypting side stopped"))
-    }
-
-    /// The stream is complete. Dropping the writer without closing it makes the reader
-    /// fail instead of seeing a clean end.
-    fn close(mut self) -> io::Result<()> {
-        self.send_buf()?;
-        self.tx
-            .take()
-            .ok_or_else(|| io::Error::other("pipe closed"))?
-            .send(Piece::End)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the encrypting side stopped"))
-    }
-}
-
-impl Write for PipeWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = BLOCK - self.buf.len();
-        let n = room.min(data.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == BLOCK {
-            self.send_buf()?;
-        }
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.send_buf()
-    }
-}
-
-struct PipeReader {
-    rx: Receiver<Piece>,
-    block: Zeroizing<Vec<u8>>,
-    pos: usize,
-    ended: bool,
-}
-
-impl Read for PipeReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while !self.ended && self.pos == self.block.len() {
-            match self.rx.recv() {
-                Ok(Piece::Data(block)) => {
-                    self.block = block;
-                    self.pos = 0;
-                }
-                Ok(Piece::End) => self.ended = true,
-                Err(_) => {
-                    return Err(io::Error::other(anyhow!(
-                        "the decrypting side stopped before the end of the object"
-                    )))
-                }
-            }
-        }
-        if self.ended && self.pos == self.block.len() {
-            return Ok(0);
-        }
-        let n = buf.len().min(self.block.len() - self.pos);
-        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::age_file::Header;
     use crate::config::Compression;
+    use crate::pipeline::{self, EncodeOptions, DEFAULT_FRAME_SIZE};
 
     /// An object of `len` random-ish bytes for one fresh key; returns (object, header
     /// length, identity).

@@ -1,0 +1,107 @@
+//! Key files as people save them, read the way age reads them (age's
+//! `ParseIdentities` and recipients-file parser, the age crate's `IdentityFile`): one
+//! key per line, CRLF line ends, blank lines and `#` comments. Beyond that we accept a
+//! UTF-8 byte-order mark (or UTF-16, see [`crate::text`]), spaces and tabs around a key
+//! and indented comments, which stock `age` refuses, and say so (see [`beyond_age`]).
+//! An invisible character in a key line (a zero-width space, a no-break space) is
+//! refused and named: "line 3 has a zero-width space (U+200B)". The bytes and the text
+//! are zeroized when dropped: identity files pass through here.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use zeroize::Zeroizing;
+
+use crate::message::io_reason;
+use crate::text;
+
+/// A key file read into memory: its bytes and their text.
+pub struct KeyFile {
+    bytes: Zeroizing<Vec<u8>>,
+    text: Zeroizing<String>,
+}
+
+impl KeyFile {
+    /// Reads and decodes the file at `path`; `what` names it in errors ("option
+    /// recipients_file: /x").
+    pub fn read(path: &Path, what: &str) -> Result<KeyFile> {
+        let cannot = |e: std::io::Error| anyhow!("{what}: cannot read it: {}", io_reason(&e));
+        let mut file = fs::File::open(path).map_err(cannot)?;
+        if !file.metadata().map_err(cannot)?.is_file() {
+            bail!("{what}: cannot read it: not a regular file");
+        }
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.read_to_end(&mut bytes).map_err(cannot)?;
+        let text = text::decode(&bytes).map_err(|e| anyhow!("{what}: {e}"))?;
+        Ok(KeyFile { bytes, text })
+    }
+
+    /// The decoded text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// True when the file starts with a UTF-8 or UTF-16 byte-order mark.
+    pub fn has_byte_order_mark(&self) -> bool {
+        [&b"\xEF\xBB\xBF"[..], b"\xFF\xFE", b"\xFE\xFF"]
+            .iter()
+            .any(|mark| self.bytes.starts_with(mark))
+    }
+}
+
+/// The lines of a key file that hold a key, with their 1-based numbers: blank lines
+/// and `#` comments are skipped, and ASCII spaces and tabs around a key dropped. A line
+/// with an invisible character is refused, naming it.
+pub fn key_lines(text: &str) -> Result<Vec<(usize, &str)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text::lines(text) {
+        let line = line.trim_matches([' ', '\t']);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(what) = text::first_invisible(line) {
+            return Err(format!("line {n} has {what}; delete it"));
+        }
+        out.push((n, line));
+    }
+    Ok(out)
+}
+
+/// What in a key file's text (a byte-order mark aside) stock age refuses although we
+/// accept it, if anything.
+pub fn beyond_age(text: &str) -> Option<&'static str> {
+    text::lines(text).find_map(|(_, line)| {
+        let trimmed = line.trim_matches([' ', '\t']);
+        (trimmed.len() != line.len() && !trimmed.is_empty())
+            .then_some("spaces or tabs around a line")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_lines_as_people_save_them() {
+        let text = "# created: x\r\n\r\n  AGE-SECRET-KEY-1AB \t\r\n\t# indented comment\nage1cd\n";
+        assert_eq!(
+            key_lines(text).unwrap(),
+            vec![(3, "AGE-SECRET-KEY-1AB"), (5, "age1cd")]
+        );
+        assert_eq!(
+            key_lines("# c\nage1cd\u{200B}\n").unwrap_err(),
+            "line 2 has a zero-width space (U+200B); delete it"
+        );
+        assert_eq!(
+            key_lines("age1cd\u{A0}\n").unwrap_err(),
+            "line 1 has a no-break space (U+00A0); delete it"
+        );
+        assert_eq!(
+            beyond_age("# c\r\nAGE \r\n"),
+            Some("spaces or tabs around a line")
+        );
+        assert_eq!(beyond_age("# c\r\n\r\nAGE\r\n"), None);
+    }
+}

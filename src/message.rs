@@ -1,0 +1,37 @@
+//! How what we tell people reads: an error on one line, an I/O failure's cause in words,
+//! byte counts, rates and digests in the forms people compare them in.
+
+/// Folds a message onto one line (errors must be one line on stderr).
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The cause of an I/O error without Rust's "(os error N)" suffix.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            s.split(" (os error").next().unwrap_or(&s).to_string()
+        }
+    }
+}
+
+/// A byte count for people, in binary units ("5.76 MiB").
+pub fn human_bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+/// A rate for people, from bytes and seconds ("19.20 MiB/s"; "-" for no time at all).
+pub fn human_rate(bytes: u64, secs: f64) -> String {
+    if secs <= 0.0 {
+        return "-".into();
+    }
+    format!("{}/s", human_bytes((bytes as f64 / secs) as u64))
+}
+
+/// Bytes as lower-case hex digits, as `sha256sum` prints a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
