@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # .ci/dist-check.sh: builds the release artifacts with packaging/dist.sh, as a maintainer
-# does, and checks what an operator gets: the checksums verify (and catch a changed
-# byte), the tarball holds exactly the binary, README.md, LICENSE, docs/*.md, the example
-# configs and inner plugin and keys/README.md (no demo key), each identical to the
-# source tree, the binary loads no shared library and reports this version; the RPM
-# holds the same files at their FHS paths, requires nothing but /bin/sh, has a payload
-# RHEL 7's rpm reads (gzip, SHA-256 file digests), and installs with verified digests.
+# does, and checks what an operator gets:
+# - the checksums verify, and catch a changed byte;
+# - the tarball holds exactly the binary, README.md, LICENSE, docs/*.md, the example
+#   configs and inner plugin and keys/README.md (no demo key), each identical to the
+#   source tree;
+# - the binary loads no shared library (and links no glibc function that would load
+#   one), reports this version, and a later `cargo build --release` leaves it as it was;
+# - the RPM holds the same files at their FHS paths, requires nothing but /bin/sh, has a
+#   payload RHEL 7's rpm reads (gzip, SHA-256 file digests), and installs into a scratch
+#   root with every file's digest verified.
 # Needs rpm (apt-get install rpm) and cargo-generate-rpm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +17,7 @@ cd "$(dirname "$0")/.."
 
 bash packaging/dist.sh
 out=${CARGO_TARGET_DIR:-target}/artifacts
+built=${CARGO_TARGET_DIR:-target}/dist/gpbackup_age_plugin
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 name=gpbackup_age_plugin-$version-x86_64-linux
 tarball=$name.tar.gz
@@ -40,13 +45,24 @@ tar -xzf "$work/$tarball" -C "$work"
 for f in "${docs[@]}"; do
     cmp "$f" "$work/$name/$f" || fail "$f in the tarball differs from the source tree"
 done
-cmp "${CARGO_TARGET_DIR:-target}/dist/gpbackup_age_plugin" "$work/$name/gpbackup_age_plugin"
+cmp "$built" "$work/$name/gpbackup_age_plugin"
 [ "$(stat -c %a "$work/$name/gpbackup_age_plugin")" = 755 ] || fail "the binary is not mode 0755 in the tarball"
 require_static "$work/$name/gpbackup_age_plugin"
+require_no_runtime_loading "$work/$name/gpbackup_age_plugin"
+# Both checks can fail: on a dynamic executable, and on a static one that looks up users.
+! require_static /bin/sh 2>/dev/null || fail "require_static passed /bin/sh, a dynamic executable"
+printf '#include <pwd.h>\nint main(void) { return getpwuid(0) == 0; }\n' |
+    cc -static -x c - -o "$work/nss" 2>/dev/null
+! require_no_runtime_loading "$work/nss" 2>/dev/null ||
+    fail "require_no_runtime_loading passed a static executable that calls getpwuid"
 [ "$("$work/$name/gpbackup_age_plugin" --version)" = "gpbackup_age_plugin version $version" ] ||
     fail "the binary does not report version $version"
 [ "$("$work/$name/gpbackup_age_plugin" plugin_api_version)" = 0.5.0 ] || fail "plugin_api_version is not 0.5.0"
-echo "tarball: checksum verified, ${#docs[@]} documents and a static binary, all as built"
+echo "tarball: checksum verified, ${#docs[@]} files and a static binary, all as built"
+
+# The development build (the README's commands) never replaces the binary operators install.
+cargo build --release --quiet
+cmp "$built" "$work/$name/gpbackup_age_plugin" || fail "cargo build --release changed $built"
 
 # The RPM: the same files at their installed paths.
 doc=/usr/share/doc/gpbackup_age_plugin

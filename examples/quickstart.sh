@@ -17,9 +17,13 @@ if [ -n "${GPBACKUP_AGE_PLUGIN:-}" ]; then
     plugin=$GPBACKUP_AGE_PLUGIN
     say "using $plugin"
 else
-    say "building (cargo build --release)"
-    cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-    plugin="$repo/target/release/gpbackup_age_plugin"
+    # The binary operators install: static, from the dist profile (README, "Install").
+    say "building (cargo build-dist)"
+    (cd "$repo" && cargo --quiet build-dist) || {
+        echo "quickstart: the static build failed; it needs a C compiler and the static C library (Debian/Ubuntu: libc6-dev; RHEL/Rocky/Oracle: glibc-static)" >&2
+        exit 1
+    }
+    plugin="$repo/target/dist/gpbackup_age_plugin"
 fi
 
 work=$(mktemp -d /tmp/gpbackup_age_quickstart.XXXXXX)

@@ -14,7 +14,8 @@
 # usage: packaging/dist.sh [--no-rpm]
 #
 # The binary is `cargo build-dist` (the dist profile, glibc linked statically; see
-# .cargo/config.toml), refused unless it has no dynamic dependencies. The RPM needs
+# .cargo/config.toml), refused unless it has no dynamic dependencies and links none of
+# glibc's functions that load modules at run time (packaging/static-check.sh). The RPM needs
 # cargo-generate-rpm (`cargo install cargo-generate-rpm --locked`); --no-rpm builds the
 # tarball alone. Neither artifact holds the demo keys of keys/: their private halves are
 # published, and an artifact is what goes onto production hosts, where a key anyone can
@@ -44,6 +45,7 @@ fi
 cargo --quiet build-dist
 bin=$target/dist/gpbackup_age_plugin
 require_static "$bin"
+require_no_runtime_loading "$bin"
 version=$("$bin" --version | awk '{print $NF}')
 name=gpbackup_age_plugin-$version-x86_64-linux
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
