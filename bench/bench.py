@@ -25,10 +25,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GEN = os.path.join(REPO, "..", "shared", "bench", "gen_table_csv.py")
-# The deployment build (README, "Install"; `cargo build-dist`), and the dynamically
-# linked release build used where the static C library is missing.
+# The deployment build (README, "Install"; `cargo build-dist`).
 BUILT = os.path.join(REPO, "target", "dist", "gpbackup_age_plugin")
-BUILT_DYNAMIC = os.path.join(REPO, "target", "release", "gpbackup_age_plugin")
 # Where the bench installs it, on the build's own (disk) filesystem, not on tmpfs.
 INSTALL_DIR = os.path.join(REPO, "target", "bench")
 BIN = os.path.join(INSTALL_DIR, "gpbackup_age_plugin")
@@ -53,7 +51,7 @@ def sh(cmd, stdin=None, stdout=subprocess.DEVNULL):
     return elapsed, usage.ru_maxrss
 
 
-def install(built):
+def install():
     """Installs the built binary by copying it, as a deployment does (gpbackup needs it at
     the same path on every host). How the kernel cached the file matters to a small
     call: a copy whose page cache was filled by writing or reading it whole answers
@@ -65,7 +63,7 @@ def install(built):
         # A new file each time, not one whose page cache an earlier run left behind.
         if os.path.exists(dst):
             os.remove(dst)
-        shutil.copy2(built, dst)
+        shutil.copy2(BUILT, dst)
     fd = os.open(BIN_EXEC_CACHED, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -132,13 +130,13 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is not installed (apt-get install -y age zstd gzip)")
     # The deployment build (README, "Install"): static-pie, or dynamic where the static C
-    # library is missing.
-    linkage, built = "static-pie (cargo build-dist)", BUILT
+    # library is missing (the same profile, linked dynamically at the same path).
+    linkage = "static-pie (cargo build-dist)"
     if subprocess.run(["cargo", "--quiet", "build-dist"], cwd=REPO,
                       stderr=subprocess.DEVNULL).returncode != 0:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
-        linkage, built = "dynamic (cargo build --release; static C library missing)", BUILT_DYNAMIC
-    install(built)
+        subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=REPO, check=True)
+        linkage = "dynamic (cargo build --profile dist; static C library missing)"
+    install()
 
     # Work and storage in memory where there is room: the local inner plugin writes
     # every object to a file, and on disk the kernel's writeback of gigabytes of output

@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
 # packaging/dist.sh: builds the release artifacts into target/artifacts/:
 #
-#   gpbackup_age_plugin-<version>-x86_64-linux.tar.gz         the static binary, README.md,
-#                                                            LICENSE, docs/, the example
-#                                                            configs and inner plugin,
-#                                                            keys/README.md
-#   gpbackup_age_plugin-<version>-1.x86_64.rpm                the same files: the binary in
-#                                                            /usr/bin, the rest in
-#                                                            /usr/share/doc and
-#                                                            /usr/share/licenses
-#   one <artifact>.sha256 beside each, in `sha256sum -c` format
+# - gpbackup_age_plugin-<version>-x86_64-linux.tar.gz: the static binary, README.md,
+#   LICENSE, docs/, the example configs and inner plugin, keys/README.md;
+# - gpbackup_age_plugin-<version>-1.x86_64.rpm: the same files, the binary in /usr/bin,
+#   the rest in /usr/share/doc and /usr/share/licenses;
+# - beside each, <artifact>.sha256, in `sha256sum -c` format.
 #
 # usage: packaging/dist.sh [--no-rpm]
 #
 # The binary is `cargo build-dist` (the dist profile, glibc linked statically; see
 # .cargo/config.toml), refused unless it has no dynamic dependencies and links none of
-# glibc's functions that load modules at run time (packaging/static-check.sh). The RPM needs
-# cargo-generate-rpm (`cargo install cargo-generate-rpm --locked`); --no-rpm builds the
-# tarball alone. Neither artifact holds the demo keys of keys/: their private halves are
-# published, and an artifact is what goes onto production hosts, where a key anyone can
-# use must never be at hand (the quickstart and the tests use them from the source tree).
+# glibc's functions that load modules at run time (packaging/static-check.sh). The RPM
+# needs cargo-generate-rpm (`cargo install cargo-generate-rpm --locked`); --no-rpm builds
+# the tarball alone.
+#
+# Neither artifact holds the demo keys of keys/: their private halves are published, and
+# an artifact is what goes onto production hosts, where a key anyone can use must never
+# be at hand (the quickstart and the tests use them from the source tree).
+#
 # File times are the last commit's (SOURCE_DATE_EPOCH if set), so the tarball of one
 # commit is the same bytes on every build of the same binary.
 set -euo pipefail
