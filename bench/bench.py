@@ -32,7 +32,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GEN = os.path.join(REPO, "..", "shared", "bench", "gen_table_csv.py")
-BUILT = os.path.join(REPO, "target", "release", "gpbackup_age_plugin")
+# The deployment build (README, "Install"; `cargo build-dist`).
+BUILT = os.path.join(REPO, "target", "dist", "gpbackup_age_plugin")
 # Where the bench installs it, on the build's own (disk) filesystem, not on tmpfs.
 INSTALL_DIR = os.path.join(REPO, "target", "bench")
 BIN = os.path.join(INSTALL_DIR, "gpbackup_age_plugin")
@@ -179,12 +180,12 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is not installed (apt-get install -y age zstd gzip)")
     # The deployment build (README, "Install"): static-pie, or dynamic where the static C
-    # library is missing.
-    linkage = "static-pie (cargo build-static)"
-    if subprocess.run(["cargo", "--quiet", "build-static"], cwd=REPO,
+    # library is missing (the same profile, linked dynamically at the same path).
+    linkage = "static-pie (cargo build-dist)"
+    if subprocess.run(["cargo", "--quiet", "build-dist"], cwd=REPO,
                       stderr=subprocess.DEVNULL).returncode != 0:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
-        linkage = "dynamic (cargo build --release; static C library missing)"
+        subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=REPO, check=True)
+        linkage = "dynamic (cargo build --profile dist; static C library missing)"
     install()
 
     # Work and storage in memory where there is room: the local inner plugin writes

@@ -5,15 +5,26 @@
 # No cloud account, no database. Prints what happens at each step.
 #
 # usage: examples/quickstart.sh [SIZE_MIB]     (size of the sample table stream, default 64)
+#        GPBACKUP_AGE_PLUGIN=/path/to/gpbackup_age_plugin examples/quickstart.sh [SIZE_MIB]
+#        runs an installed binary instead of building one (no cargo needed).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 size_mib=${1:-64}
 say() { printf '\n== %s\n' "$*"; }
 
-say "building (cargo build --release)"
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-plugin="$repo/target/release/gpbackup_age_plugin"
+if [ -n "${GPBACKUP_AGE_PLUGIN:-}" ]; then
+    plugin=$GPBACKUP_AGE_PLUGIN
+    say "using $plugin"
+else
+    # The binary operators install: static, from the dist profile (README, "Install").
+    say "building (cargo build-dist)"
+    (cd "$repo" && cargo --quiet build-dist) || {
+        echo "quickstart: the static build failed; it needs a C compiler and the static C library (Debian/Ubuntu: libc6-dev; RHEL/Rocky/Oracle: glibc-static)" >&2
+        exit 1
+    }
+    plugin="$repo/target/dist/gpbackup_age_plugin"
+fi
 
 work=$(mktemp -d /tmp/gpbackup_age_quickstart.XXXXXX)
 trap 'rm -rf "$work"' EXIT

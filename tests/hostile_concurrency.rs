@@ -37,7 +37,7 @@ fn data_of(i: usize) -> Vec<u8> {
         7 => (3 << 20) + i,          // two frames: the threaded paths
         _ => (i * 37_123) % 900_000, // up to ~0.9 MB
     };
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         random_bytes(len, i as u64 + 1)
     } else {
         (0..len)

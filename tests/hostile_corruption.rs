@@ -389,7 +389,7 @@ fn truncation_at_and_between_chunk_boundaries_is_refused() {
             let workers = 1 + n % 2;
             let (r, out) = restore_with(&o.bytes[..cut], workers, &ids);
             let (e, msg) = refused(r, &format!("cut at {cut}"));
-            if cut >= o.payload && (cut - o.payload) % ENCRYPTED_CHUNK_SIZE == 0 {
+            if cut >= o.payload && (cut - o.payload).is_multiple_of(ENCRYPTED_CHUNK_SIZE) {
                 assert!(
                     msg.contains("truncated"),
                     "cut at chunk boundary {cut}: {msg}"
@@ -405,7 +405,7 @@ fn truncation_at_and_between_chunk_boundaries_is_refused() {
                 // The damaged chunk: the one cut into, or at a boundary the chunk before
                 // it (read as the last one, it fails).
                 let k = (cut - o.payload) / ENCRYPTED_CHUNK_SIZE;
-                let damaged = if (cut - o.payload) % ENCRYPTED_CHUNK_SIZE == 0 {
+                let damaged = if (cut - o.payload).is_multiple_of(ENCRYPTED_CHUNK_SIZE) {
                     k.saturating_sub(1)
                 } else {
                     k
