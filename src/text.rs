@@ -59,7 +59,7 @@ pub fn decode(bytes: &[u8]) -> Result<Zeroizing<String>, TextError> {
         return utf8(bytes);
     };
     let body = &bytes[2..];
-    if body.len() % 2 != 0 {
+    if !body.len().is_multiple_of(2) {
         return Err(TextError::BadUtf16);
     }
     let units: Zeroizing<Vec<u16>> = Zeroizing::new(

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use age::secrecy::ExposeSecret;
-use gpbackup_age_plugin::keys::parse_recipient;
+use gpbackup_age_plugin::keys::RecipientKey;
 
 use common::repo;
 
@@ -43,7 +43,7 @@ fn parseable_keys(text: &str) -> Vec<Found> {
             // "xage1…" does not), so try every "age1" in the word.
             let lower = word.to_ascii_lowercase();
             for (at, _) in lower.match_indices("age1") {
-                if parse_recipient(&word[at..]).is_ok() {
+                if RecipientKey::parse(&word[at..]).is_ok() {
                     push("recipient", word[at..].to_string());
                 }
             }
@@ -66,7 +66,7 @@ fn parseable_keys(text: &str) -> Vec<Found> {
                     .take_while(|c| c.is_ascii_alphanumeric() || "+/=".contains(*c))
                     .collect();
                 let key = format!("{kind} {blob}");
-                if !blob.is_empty() && parse_recipient(&key).is_ok() {
+                if !blob.is_empty() && RecipientKey::parse(&key).is_ok() {
                     push("SSH recipient", key);
                 }
             }
