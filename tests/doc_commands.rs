@@ -43,7 +43,10 @@ const OBJECT: &str = "gpbackup_0_20250101010101_16384.gz";
 
 #[derive(Debug, Clone, PartialEq)]
 enum Marker {
-    Run { fails: bool, fixture: Option<String> },
+    Run {
+        fails: bool,
+        fixture: Option<String>,
+    },
     Skip(String),
 }
 
@@ -206,7 +209,15 @@ impl World {
             std::env::var("PATH").unwrap_or_default()
         );
         Command::new("bash")
-            .args(["--noprofile", "--norc", "-e", "-o", "pipefail", "-c", script])
+            .args([
+                "--noprofile",
+                "--norc",
+                "-e",
+                "-o",
+                "pipefail",
+                "-c",
+                script,
+            ])
             .current_dir(self.cwd())
             .env("HOME", self.path("home"))
             .env("TMPDIR", self.path("tmp"))
@@ -235,12 +246,12 @@ impl World {
         let path = self.path("keys").join(name);
         if !path.exists() {
             let flag = if pq { "--pq" } else { "" };
-            self.setup(&format!("gpbackup_age_plugin keygen {flag} {}", path.display()));
+            self.setup(&format!(
+                "gpbackup_age_plugin keygen {flag} {}",
+                path.display()
+            ));
         }
-        self.setup(&format!(
-            "sed -n 's/^# public key: //p' {}",
-            path.display()
-        ))
+        self.setup(&format!("sed -n 's/^# public key: //p' {}", path.display()))
     }
 
     /// A plugin config wrapping the local inner plugin, storing in this world.
