@@ -75,6 +75,31 @@ def run_all(cmds, stdin_path=None):
     return elapsed, cpu, rss
 
 
+def scratch(prefix, min_free_gib):
+    """A work directory removed at exit, on tmpfs (/dev/shm) when it has min_free_gib
+    free: on disk, the kernel's writeback of what the local inner plugin stores throttles
+    whichever command runs then. $HOME points into it, for the call log."""
+    shm = "/dev/shm"
+    in_memory = os.path.isdir(shm) and shutil.disk_usage(shm).free > (min_free_gib << 30)
+    work = tempfile.mkdtemp(prefix=prefix, dir=shm if in_memory else None)
+    atexit.register(shutil.rmtree, work, True)
+    home = os.path.join(work, "home")
+    os.makedirs(home)
+    os.environ["HOME"] = home
+    return work
+
+
+def table_csv(work, size_mib, given=None):
+    """The table data to measure: the file given, or size_mib MiB from gen_table_csv.py."""
+    if given:
+        return given
+    csv = os.path.join(work, "table.csv")
+    print(f"generating {size_mib} MiB of table data ...", file=sys.stderr)
+    with open(csv, "wb") as f:
+        subprocess.run([sys.executable, GEN, str(size_mib)], stdout=f, check=True)
+    return csv
+
+
 def sh(cmd, stdin_path=None):
     """Runs one shell command; returns (seconds, peak RSS in KiB of the process tree)."""
     elapsed, _, rss = run_all([cmd], stdin_path)

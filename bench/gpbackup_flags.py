@@ -57,24 +57,13 @@ def main():
     if not os.path.exists(args.binary):
         sys.exit(f"gpbackup_flags: {args.binary} does not exist; build it with `cargo build-dist`")
 
-    shm = "/dev/shm"
-    in_memory = os.path.isdir(shm) and shutil.disk_usage(shm).free > (4 << 30)
-    work = tempfile.mkdtemp(prefix="gpage_flags_", dir=shm if in_memory else None)
-    atexit.register(shutil.rmtree, work, True)
+    work = bench.scratch("gpage_flags_", 4)
     # The binary runs from a copy on disk, as installed (see bench.install()).
     bins = tempfile.mkdtemp(prefix="gpage_flags_bin_")
     atexit.register(shutil.rmtree, bins, True)
     binary = os.path.join(bins, "gpbackup_age_plugin")
     shutil.copy2(args.binary, binary)
-    home = os.path.join(work, "home")
-    os.makedirs(home)
-    os.environ["HOME"] = home
-
-    csv = args.input or os.path.join(work, "table.csv")
-    if not args.input:
-        print(f"generating {args.size_mib} MiB of table data ...", file=sys.stderr)
-        with open(csv, "wb") as f:
-            subprocess.run([sys.executable, bench.GEN, str(args.size_mib)], stdout=f, check=True)
+    csv = bench.table_csv(work, args.size_mib, args.input)
     size = os.path.getsize(csv)
     store = os.path.join(work, "store")
     cfg = os.path.join(work, "plugin.yaml")

@@ -160,7 +160,7 @@ sed -e "s|^  recipients_file: .*|  recipients: \"$new_recipient\"|" \
 echo "-- the new key alone opens every object:"
 "$plugin" verify "$rotated_config" $timestamps --identity "$keys/new.txt"
 refused "verify with the retired demo key" "$plugin" verify "$rotated_config" "$ts_single" --identity "$repo/keys/demo-only-identity.txt"
-if command -v age >/dev/null; then
+if command -v age >/dev/null && command -v zstd >/dev/null; then
     refused "stock age with the retired demo key" age -d -i "$repo/keys/demo-only-identity.txt" "$object"
     age -d -i "$keys/new.txt" "$object" | zstd -d -q | gzip -d | head -n 2
     echo "(stock age and zstd read the rotated object with the new key: the first rows of a table)"
