@@ -11,10 +11,12 @@
 #   ROWS    rows per table per segment (default 2000)
 #
 # It makes two backup sets of a database `sales` with three tables and prints their
-# timestamps, one per line, on stdout:
-#   20250101010101  gpbackup's default: one data file per table per segment, gzip -1,
+# timestamps, one per line, on stdout. They lie in 1999, so they cannot be confused with
+# a real backup, and the script refuses to run if either already exists in the storage
+# (remove the demo with `gpbackup_age_plugin delete_backup CONFIG TS` for each):
+#   19990101000001  gpbackup's default: one data file per table per segment, gzip -1,
 #                   gpbackup_<content>_<ts>_<oid>.gz, with statistics
-#   20250102010101  gpbackup --single-data-file --no-compression: one data file per
+#   19990102000001  gpbackup --single-data-file --no-compression: one data file per
 #                   segment, gpbackup_<content>_<ts>, and its segment TOC
 #                   gpbackup_<content>_<ts>_toc.yaml (the byte range of each table)
 # Each has the coordinator's files, stored with backup_file as gpbackup stores them:
@@ -191,5 +193,13 @@ REPORT
     echo "$ts"
 }
 
-backup_set 20250101010101 false true true
-backup_set 20250102010101 true false false
+demo_timestamps=(19990101000001 19990102000001)
+for ts in "${demo_timestamps[@]}"; do
+    # Never write over a backup: if the storage has this set's config.yaml, stop.
+    if call "restore_data $config $dir/gpseg-1/backups/${ts:0:8}/$ts/gpbackup_${ts}_config.yaml" >/dev/null 2>&1; then
+        echo "$0: the storage already holds a backup $ts; remove it first (gpbackup_age_plugin delete_backup $config $ts)" >&2
+        exit 1
+    fi
+done
+backup_set "${demo_timestamps[0]}" false true true
+backup_set "${demo_timestamps[1]}" true false false

@@ -35,6 +35,7 @@ const PLACES: &[(&str, &str)] = &[
     ("/etc/gpbackup_age/", "etc/"),
     ("/data/gpbackup_age_rotate", "work/rotate"),
     ("/tmp/timestamps", "work/timestamps"),
+    ("/tmp/gpbackup_age_demo", "work/demo"),
 ];
 
 /// The object the recovery commands restore (a gzip'd table stream, as gpbackup's
@@ -173,6 +174,9 @@ impl World {
         }
         std::os::unix::fs::symlink(BIN, dir.path().join("gphome/bin/gpbackup_age_plugin"))
             .expect("symlink the plugin");
+        // Commands run from a checkout or the unpacked release: examples/ is at hand.
+        std::os::unix::fs::symlink(repo().join("examples"), dir.path().join("cwd/examples"))
+            .expect("symlink examples/");
         World {
             dir,
             originals: BTreeMap::new(),
@@ -327,12 +331,22 @@ impl World {
                     &["new.txt", "old.txt"],
                 );
             }
+            // An operator's own restore config at etc/age.yaml (a key of its own, so that
+            // the docs' keygen commands still find their paths free).
+            "config" => {
+                let recipient = self.key("rehearsal.txt", false);
+                self.write_config(
+                    &self.path("etc/age.yaml"),
+                    &[recipient],
+                    &["rehearsal.txt"],
+                );
+            }
             // The post-quantum escrow key the docs tell the operator to make.
             "pq-escrow" => {
                 self.key("pq-escrow.txt", true);
             }
             other => panic!(
-                "{}:{}: unknown fixture {other:?} (object, backup-sets, new-key-config, pq-escrow)",
+                "{}:{}: unknown fixture {other:?} (object, backup-sets, new-key-config, config, pq-escrow)",
                 block.file, block.line
             ),
         }
@@ -340,6 +354,18 @@ impl World {
 
     /// Checks what a fixture's block must have produced.
     fn check(&self, name: &str, block: &Block) {
+        if name == "config" {
+            // The rehearsal cleans up after itself: nothing of the demo sets is left.
+            for day in ["19990101", "19990102"] {
+                let left = self.path("storage").join(day);
+                let empty = std::fs::read_dir(&left).map_or(true, |mut d| d.next().is_none());
+                assert!(
+                    empty,
+                    "{}:{}: {} is left in storage",
+                    block.file, block.line, day
+                );
+            }
+        }
         if name == "object" {
             let restored = self.cwd().join("restored").join(OBJECT);
             let got = std::fs::read(&restored).unwrap_or_else(|e| {
