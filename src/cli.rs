@@ -426,15 +426,6 @@ mod tests {
         assert_eq!(help(&["p", "no_such_command"]), "gpbackup_age_plugin");
     }
 
-    /// rotate's long help starts with what it does and an example.
-    #[test]
-    fn rotate_help_starts_with_what_it_does_and_an_example() {
-        let first = ROTATE_HELP.split("\n\n").next().unwrap();
-        assert!(first.starts_with("Re-wraps every object"), "{first}");
-        let example = ROTATE_HELP.find("gpbackup_age_plugin rotate /").unwrap();
-        assert!(example < ROTATE_HELP.find("Finding the objects").unwrap());
-    }
-
     /// The fast path builds exactly what clap builds, and declines what it cannot.
     #[test]
     fn data_command_agrees_with_clap() {
