@@ -17,7 +17,7 @@
 //! The blocks of one document run in order, each in a fresh `bash -e -o pipefail`, in
 //! one world of their own: a temp dir holding the working directory the commands run in,
 //! `$HOME`, `$TMPDIR`, a `$GPHOME/bin` with the plugin in it (also on `PATH`), and the
-//! storage of the local inner plugin. The paths the docs use for keys and configs are
+//! storage of the local inner plugin, and `$COORDINATOR_DATA_DIRECTORY`. The paths the docs use for keys and configs are
 //! mapped into that dir (see [`PLACES`]). Every file in the working directory before a
 //! block must be byte-identical after it: no documented command writes over its input.
 
@@ -169,6 +169,7 @@ impl World {
             "work",
             "gphome/bin",
             "cluster",
+            "coordinator",
         ] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
         }
@@ -226,6 +227,7 @@ impl World {
             .env("HOME", self.path("home"))
             .env("TMPDIR", self.path("tmp"))
             .env("GPHOME", self.path("gphome"))
+            .env("COORDINATOR_DATA_DIRECTORY", self.path("coordinator"))
             .env("PATH", path)
             .stdin(std::process::Stdio::null())
             .output()
@@ -304,8 +306,7 @@ impl World {
                 self.originals.insert(OBJECT.to_string(), gz);
             }
             // Two backup sets laid out as gpbackup lays them out, encrypted to
-            // keys/old.txt and an escrow key, behind etc/age.yaml; their timestamps in
-            // work/timestamps, as the history query of the procedure writes them.
+            // keys/old.txt and an escrow key, behind etc/age.yaml.
             "backup-sets" => {
                 let old = self.key("old.txt", false);
                 let escrow = self.key("escrow.txt", false);
@@ -318,7 +319,40 @@ impl World {
                     self.path("cluster").display()
                 ));
                 assert_eq!(timestamps.lines().count(), 2, "{timestamps}");
-                std::fs::write(self.path("work/timestamps"), timestamps + "\n").unwrap();
+                std::fs::write(self.path("work/demo_timestamps"), timestamps + "\n").unwrap();
+            }
+            // gpbackup's history database on the coordinator (its `backups` table, the
+            // columns the procedure's query reads), holding the demo sets and three
+            // backups the query must not list: a failed one, a deleted one and one
+            // taken with another plugin.
+            "history" => {
+                let demo = std::fs::read_to_string(self.path("work/demo_timestamps"))
+                    .expect("the backup-sets fixture ran first");
+                let mut rows: Vec<(String, String, &str, &str)> = demo
+                    .lines()
+                    .map(|ts| (ts.to_string(), BIN.to_string(), "Success", ""))
+                    .collect();
+                rows.push(("19990103000001".into(), BIN.into(), "Failure", ""));
+                rows.push(("19990104000001".into(), BIN.into(), "Success", "20000101000000"));
+                rows.push((
+                    "19990105000001".into(),
+                    "/usr/local/greenplum-db/bin/gpbackup_s3_plugin".into(),
+                    "Success",
+                    "",
+                ));
+                let mut sql = String::from(
+                    "CREATE TABLE backups (timestamp TEXT NOT NULL PRIMARY KEY, database_name TEXT, plugin TEXT, plugin_version TEXT, date_deleted TEXT, status TEXT);\n",
+                );
+                for (ts, plugin, status, deleted) in rows {
+                    sql.push_str(&format!(
+                        "INSERT INTO backups VALUES ('{ts}', 'sales', '{plugin}', '0.1.0', '{deleted}', '{status}');\n"
+                    ));
+                }
+                let db = self.path("coordinator/gpbackup_history.db");
+                self.setup(&format!(
+                    "python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).executescript(sys.stdin.read())' {} <<'SQL'\n{sql}SQL",
+                    db.display()
+                ));
             }
             // Step 2 of the rotation procedure: the new recipient (and the escrow one) in
             // the config; the keyring holds the new identity first, the old one after.
@@ -346,7 +380,7 @@ impl World {
                 self.key("pq-escrow.txt", true);
             }
             other => panic!(
-                "{}:{}: unknown fixture {other:?} (object, backup-sets, new-key-config, config, pq-escrow)",
+                "{}:{}: unknown fixture {other:?} (object, backup-sets, history, new-key-config, config, pq-escrow)",
                 block.file, block.line
             ),
         }
@@ -354,6 +388,15 @@ impl World {
 
     /// Checks what a fixture's block must have produced.
     fn check(&self, name: &str, block: &Block) {
+        if name == "history" {
+            let listed = std::fs::read_to_string(self.path("work/timestamps")).unwrap_or_default();
+            let demo = std::fs::read_to_string(self.path("work/demo_timestamps")).unwrap();
+            assert_eq!(
+                listed, demo,
+                "{}:{}: the history query listed other backups than the plugin's successful ones",
+                block.file, block.line
+            );
+        }
         if name == "config" {
             // The rehearsal cleans up after itself: nothing of the demo sets is left.
             for day in ["19990101", "19990102"] {
