@@ -14,7 +14,7 @@ The concurrent rows run N streams at once (N = 1, 4, 8: a segment host runs one 
 process per primary segment) against N shell pipelines, and give the CPU seconds per GiB
 of each side: the user and system time of every process (wait4 rusage of each pipeline,
 which covers its members and the inner plugin), summed. --sweep instead measures the
-plugin alone at several `workers` settings and stream counts (README, "Performance").
+plugin alone at several `workers` settings and stream counts (docs/PERFORMANCE.md).
 
 usage: python3 bench/bench.py [--size-mib 512] [--repeat 3] [--input FILE] [--rss-gib 4]
                               [--stream-mib 128] [--sweep]
@@ -111,7 +111,7 @@ def install():
     the same path on every host). How the kernel cached the file matters to a small
     call: a copy whose page cache was filled by writing or reading it whole answers
     about 0.7 ms sooner here than one paged in by exec's faults, as after a reboot
-    (README, "Small calls"). The second copy is evicted and paged in by exec, to measure
+    (docs/PERFORMANCE.md, "Small calls"). The second copy is evicted and paged in by exec, to measure
     that case beside the first."""
     os.makedirs(INSTALL_DIR, exist_ok=True)
     for dst in (BIN, BIN_EXEC_CACHED):
