@@ -36,7 +36,7 @@ if (cd "$work" && sha256sum --status -c tampered.sha256); then
 fi
 
 # What the artifact must hold: the source tree's files, by the same globs as dist.sh.
-docs=(README.md LICENSE docs/*.md examples/*.yaml examples/local_plugin.sh keys/README.md)
+docs=(README.md LICENSE docs/*.md examples/*.yaml examples/local_plugin.sh examples/demo_backup_set.sh keys/README.md)
 expected=$( (printf '%s\n' "$name/gpbackup_age_plugin"; printf "$name/%s\n" "${docs[@]}") | sort)
 listed=$(tar -tzf "$work/$tarball" | grep -v '/$' | sort)
 [ "$listed" = "$expected" ] || fail "the tarball holds other files than expected:

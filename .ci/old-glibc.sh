@@ -62,7 +62,8 @@ require_static "$root/opt/gphome/bin/gpbackup_age_plugin"
 echo "installed binary: no program interpreter, no NEEDED entry"
 # The quickstart and what it runs, from the source tree (the demo keys are not in the
 # release artifact).
-cp "$repo/examples/quickstart.sh" "$repo/examples/local_plugin.sh" "$root/src/examples/"
+cp "$repo/examples/quickstart.sh" "$repo/examples/local_plugin.sh" "$repo/examples/demo_backup_set.sh" \
+    "$root/src/examples/"
 cp "$repo"/keys/demo-only-* "$root/src/keys/"
 mount -t proc proc "$root/proc"
 

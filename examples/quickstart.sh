@@ -2,6 +2,9 @@
 # Quickstart: build gpbackup_age_plugin and run a backup and a restore end to end on this
 # machine, the way gpbackup/gprestore call the plugin, wrapping the local-directory
 # example plugin (examples/local_plugin.sh) with the DEMO keys from keys/.
+# Then the operator commands on a demo backup set laid out as gpbackup lays one out
+# (examples/demo_backup_set.sh): keygen, inspect, verify, and a rotate from the demo key
+# to a new key, with each refusal it demonstrates printed as "refused, as expected: ...".
 # No cloud account, no database. Prints what happens at each step.
 #
 # usage: examples/quickstart.sh [SIZE_MIB]     (size of the sample table stream, default 64)
@@ -103,18 +106,84 @@ else
     say "(install age and zstd to see the stock-tool recovery: apt-get install age zstd)"
 fi
 
+# refused WHAT COMMAND...: runs COMMAND, which must fail, and prints its error line.
+refused() {
+    local what=$1 err
+    shift
+    if err=$("$@" 2>&1 >/dev/null); then
+        echo "UNEXPECTED: $what succeeded"; exit 1
+    fi
+    printf 'refused, as expected: %s\n  %s\n' "$what" "$(printf '%s\n' "$err" | head -n 1)"
+}
+
 say "a renamed object is refused (each object is bound to its name)"
 cp "$stored" "$storage/${ts:0:8}/$ts/gpbackup_0_${ts}_99999"
-if bash -c "$plugin restore_data $config $segdir/gpbackup_0_${ts}_99999" > /dev/null; then
-    echo "UNEXPECTED: renamed object restored"; exit 1
-fi
+refused "an object renamed in storage" bash -c "$plugin restore_data $config $segdir/gpbackup_0_${ts}_99999"
 
 say "cleanup hooks and delete_backup"
 bash -c "$plugin cleanup_plugin_for_backup $config $coorddir master \"-1\""
 bash -c "$plugin delete_backup $config $ts"
 [ ! -e "$storage/${ts:0:8}/$ts" ] && echo "backup $ts deleted from storage"
 
-say "the call log ($HOME/gpAdminLogs)"
-cat "$HOME"/gpAdminLogs/*.log | cut -c1-220
+say "operator commands on a demo backup set (examples/demo_backup_set.sh), laid out as gpbackup lays one out"
+demo="$work/demo_cluster"
+timestamps=$("$repo/examples/demo_backup_set.sh" "$config" "$demo" 200)
+echo "stored through the plugin, backups $(echo $timestamps):"
+(cd "$storage" && find . -type f ! -name '.*' | sort | sed 's|^\./|  |')
+ts_multi=$(echo "$timestamps" | head -n 1)
+ts_single=$(echo "$timestamps" | tail -n 1)
+
+say "keygen: a new key (the identity stays on restore hosts; the recipient goes in the config)"
+keys="$work/keys"
+mkdir -p "$keys"
+new_recipient=$("$plugin" keygen "$keys/new.txt")
+echo "recipient: $new_recipient"
+refused "keygen over an existing file" "$plugin" keygen "$keys/new.txt"
+
+object="$storage/${ts_multi:0:8}/$ts_multi/gpbackup_0_${ts_multi}_16384.gz"
+say "inspect: what one stored object says about itself, without and with a key"
+"$plugin" inspect "$object"
+echo "-- with --identity:"
+"$plugin" inspect --identity "$repo/keys/demo-only-identity.txt" "$object"
+
+say "verify: every object of both backup sets, end to end, writing nothing"
+"$plugin" verify "$config" $timestamps
+
+say "a filtered restore of one table from the single-data-file set, by its segment TOC (restore_data_subset)"
+segtoc="$demo/gpseg0/backups/${ts_single:0:8}/$ts_single/gpbackup_0_${ts_single}_toc.yaml"
+range=$(awk '/^  16402:/ {t = 1} t && /startbyte/ {s = $2} t && /endbyte/ {print s, $2; exit}' "$segtoc")
+printf '1 %s' "$range" > "$work/offsets_16402"
+single_key="$demo/gpseg0/backups/${ts_single:0:8}/$ts_single/gpbackup_0_${ts_single}"
+bash -c "$plugin restore_data_subset $config $single_key $work/offsets_16402" > "$work/table_16402"
+if ! bash -c "$plugin restore_data $config $single_key" | head -c "${range#* }" | tail -c +"$((${range% *} + 1))" \
+    | cmp -s - "$work/table_16402"; then
+    echo "UNEXPECTED: the subset differs from the same bytes of the full stream"; exit 1
+fi
+echo "table 16402 (bytes $range of segment 0's file): $(wc -l < "$work/table_16402") rows, as in the full stream"
+
+say "rotate from the demo key to the new key"
+# The config after step 2 of docs/KEY-ROTATION.md: the new recipient, and the keyring
+# holding the new identity first and the old one after it.
+rotated_config="$work/plugin_config_new_key.yaml"
+sed -e "s|^  recipients_file: .*|  recipients: \"$new_recipient\"|" \
+    -e "s|^  identity_file: .*|  identity_file: \"$keys/new.txt,$repo/keys/demo-only-identity.txt\"|" \
+    "$config" > "$rotated_config"
+"$plugin" rotate "$rotated_config" $timestamps --work-dir "$work/rotate"
+echo "-- the new key alone opens every object:"
+"$plugin" verify "$rotated_config" $timestamps --identity "$keys/new.txt"
+refused "verify with the retired demo key" "$plugin" verify "$rotated_config" "$ts_single" --identity "$repo/keys/demo-only-identity.txt"
+if command -v age >/dev/null && command -v zstd >/dev/null; then
+    refused "stock age with the retired demo key" age -d -i "$repo/keys/demo-only-identity.txt" "$object"
+    age -d -i "$keys/new.txt" "$object" | zstd -d -q | gzip -d | head -n 2
+    echo "(stock age and zstd read the rotated object with the new key: the first rows of a table)"
+fi
+bash -c "$plugin delete_backup $config $ts_multi"
+bash -c "$plugin delete_backup $config $ts_single"
+
+say "the call log ($HOME/gpAdminLogs): one line per call, the first and the last ones"
+log=$(cat "$HOME"/gpAdminLogs/*.log)
+echo "$log" | head -n 4
+echo "  ... $(echo "$log" | wc -l) lines in all ..."
+echo "$log" | tail -n 4
 
 say "quickstart finished: every step succeeded"

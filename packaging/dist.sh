@@ -55,7 +55,7 @@ install -m 0755 "$bin" "$out/$name/gpbackup_age_plugin"
 install -m 0644 README.md LICENSE "$out/$name/"
 install -m 0644 docs/*.md "$out/$name/docs/"
 install -m 0644 examples/*.yaml "$out/$name/examples/"
-install -m 0755 examples/local_plugin.sh "$out/$name/examples/"
+install -m 0755 examples/local_plugin.sh examples/demo_backup_set.sh "$out/$name/examples/"
 install -m 0644 keys/README.md "$out/$name/keys/"
 (
     cd "$out"

@@ -137,9 +137,21 @@ characters. Objects encrypted to it resist a future quantum computer; one object
 never encrypted to post-quantum and classic recipients at once.";
 
 const ROTATE_HELP: &str = "\
-For each backup set named by its timestamp, brings every object gpbackup stored through \
-this plugin to the recipients the config names now (recipients / recipients_file), \
-unwrapping each object's file key with the identity_file keyring (or --identity).
+Re-wraps every object of each backup set (named by its timestamp) for the recipients the \
+config names now (recipients / recipients_file): each object's file key is unwrapped \
+with the identity_file keyring (or --identity) and wrapped again in a new age header; \
+the encrypted data is copied unchanged.
+
+Example: with the new recipient in the config and both identities in identity_file \
+(new first), re-wrap two backup sets, then check that the new key alone opens them:
+
+  gpbackup_age_plugin rotate /etc/gpbackup_age/age.yaml 20250101010101 20250108010101
+  gpbackup_age_plugin verify /etc/gpbackup_age/age.yaml 20250101010101 20250108010101 \\
+      --identity /secure/age/new.txt
+
+Add --streaming with an inner plugin that replaces objects atomically \
+(gpbackup_s3_plugin). Re-running the same command finishes an interrupted rotation. \
+The whole procedure: docs/KEY-ROTATION.md. What rotate guarantees, in detail:
 
 Finding the objects. Inner plugins cannot list, so the set is derived from gpbackup's \
 own metadata, read through the inner plugin: gpbackup_<ts>_config.yaml (segmentcount, \
@@ -301,6 +313,27 @@ fn number_between<const LO: u16, const HI: u16>(value: &str) -> Result<u16, Stri
     }
 }
 
+/// The command whose `--help` answers a usage error: `gpbackup_age_plugin rotate` for an
+/// error in `rotate`'s arguments, `gpbackup_age_plugin` otherwise. Read from the usage
+/// line clap renders (`Usage: gpbackup_age_plugin rotate [OPTIONS] <CONFIG_PATH> ...`).
+pub fn help_command(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let words: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|usage| {
+            usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect()
+        })
+        .unwrap_or_default();
+    match words.as_slice() {
+        [_, sub, ..] => format!("gpbackup_age_plugin {sub}"),
+        _ => "gpbackup_age_plugin".to_string(),
+    }
+}
+
 impl Cli {
     /// Parses our arguments. The data commands gpbackup runs once per table and segment
     /// (`backup_data`, `restore_data`, `restore_data_subset`, `backup_file`,
@@ -375,6 +408,22 @@ mod tests {
             "64",
         ]);
         assert!(ok.is_ok());
+    }
+
+    /// A usage error points to the `--help` of the subcommand it is about.
+    #[test]
+    fn usage_errors_name_the_subcommand_help() {
+        let help = |args: &[&str]| help_command(&Cli::try_parse_from(args).unwrap_err());
+        assert_eq!(
+            help(&["p", "rotate", "c.yaml"]),
+            "gpbackup_age_plugin rotate"
+        );
+        assert_eq!(help(&["p", "inspect"]), "gpbackup_age_plugin inspect");
+        assert_eq!(
+            help(&["p", "verify", "c.yaml", "1", "--bogus"]),
+            "gpbackup_age_plugin verify"
+        );
+        assert_eq!(help(&["p", "no_such_command"]), "gpbackup_age_plugin");
     }
 
     /// The fast path builds exactly what clap builds, and declines what it cannot.

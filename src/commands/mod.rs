@@ -100,6 +100,7 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
         }
         _ => "",
     };
-    eprintln!("gpbackup_age_plugin: {first}{hint}; run gpbackup_age_plugin --help");
+    let help = crate::cli::help_command(&e);
+    eprintln!("gpbackup_age_plugin: {first}{hint}; run {help} --help");
     ExitCode::from(2)
 }
