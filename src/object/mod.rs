@@ -137,6 +137,11 @@ impl<R: Read> UnitReader<R> {
             });
         }
         let record = self.read_record()?;
+        self.unit_after(record)
+    }
+
+    /// The unit that `record`, just read in the frames state, starts.
+    fn unit_after(&mut self, record: Record) -> Result<Option<Unit>, FormatError> {
         match (&record, self.state) {
             (Record::Trailer(_), State::Frames) => {
                 self.state = State::Done;
@@ -154,17 +159,44 @@ impl<R: Read> UnitReader<R> {
                 if frame.len() != d.frame_len as usize {
                     return Err(FormatError::Truncated);
                 }
-                if frame.len() < 4
-                    || u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) != ZSTD_MAGIC
-                {
-                    return Err(FormatError::Malformed(
-                        "descriptor not followed by a zstd frame".into(),
-                    ));
-                }
+                check_frame_magic(&frame)?;
                 Ok(Some(Unit::Frame(d, frame)))
             }
             _ => Err(FormatError::Malformed("record out of order".into())),
         }
+    }
+
+    /// Reads the next unit like [`UnitReader::next_unit`], except that the zstd frame of a
+    /// descriptor for which `skip` says true is passed over rather than read: the unit is
+    /// then that descriptor alone, `Unit::Record(Record::Descriptor(d))`, and only the
+    /// frame's first four bytes were read (its magic is checked as for a frame that is
+    /// read). Over a [`StreamOpener`](crate::age_file::stream::StreamOpener) the chunks
+    /// that lie wholly inside the frame are not even decrypted. Every other rule of the
+    /// grammar holds as for `next_unit`.
+    pub fn next_unit_skipping(
+        &mut self,
+        skip: impl FnOnce(&FrameDescriptor) -> bool,
+    ) -> Result<Option<Unit>, FormatError>
+    where
+        R: Skip,
+    {
+        if self.state != State::Frames {
+            return self.next_unit();
+        }
+        let record = self.read_record()?;
+        let d = match record {
+            Record::Descriptor(d) if skip(&d) => d,
+            record => return self.unit_after(record),
+        };
+        let mut magic = [0u8; 4];
+        let got = read_full(&mut self.input, &mut magic).map_err(FormatError::Io)?;
+        let rest = u64::from(d.frame_len).saturating_sub(got as u64);
+        let skipped = self.input.skip(rest).map_err(FormatError::Io)?;
+        if (got as u64) + skipped != u64::from(d.frame_len) {
+            return Err(FormatError::Truncated);
+        }
+        check_frame_magic(&magic[..got])?;
+        Ok(Some(Unit::Record(Record::Descriptor(d))))
     }
 
     /// The first record, which tells our objects from anything else: a plaintext that
@@ -213,6 +245,33 @@ impl<R: Read> UnitReader<R> {
             return Err(FormatError::Truncated);
         }
         Ok(payload)
+    }
+}
+
+/// A descriptor must be followed by a zstd frame: `frame` (or its first bytes) starts
+/// with [`ZSTD_MAGIC`].
+fn check_frame_magic(frame: &[u8]) -> Result<(), FormatError> {
+    match frame.get(..4) {
+        Some(magic) if magic == ZSTD_MAGIC.to_le_bytes() => Ok(()),
+        _ => Err(FormatError::Malformed(
+            "descriptor not followed by a zstd frame".into(),
+        )),
+    }
+}
+
+/// A source of plaintext that can pass over bytes more cheaply than by reading them.
+pub trait Skip: Read {
+    /// Passes over the next `n` bytes; returns how many there were (fewer only where the
+    /// input ends). Errors are those `read` would have returned.
+    fn skip(&mut self, n: u64) -> io::Result<u64>;
+}
+
+/// Plaintext already in memory: skipping is reading into nothing.
+impl Skip for &[u8] {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let k = (n.min(self.len() as u64)) as usize;
+        *self = &self[k..];
+        Ok(k as u64)
     }
 }
 
