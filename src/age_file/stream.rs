@@ -668,7 +668,10 @@ mod tests {
         let steps = [(true, 10), (false, 12 * CHUNK_SIZE), (true, 10)];
         // Chunks 1 to 11 lie wholly inside the skipped bytes.
         for chunk in [1, 5, 11] {
-            assert!(read_skipping(&key, &damaged(chunk), &steps).is_ok(), "chunk {chunk}");
+            assert!(
+                read_skipping(&key, &damaged(chunk), &steps).is_ok(),
+                "chunk {chunk}"
+            );
         }
         for chunk in [0, 12] {
             let e = read_skipping(&key, &damaged(chunk), &steps).unwrap_err();

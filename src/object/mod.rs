@@ -108,8 +108,7 @@ impl<R: Read> UnitReader<R> {
     /// Hands back the buffer of a frame that is done with, for the next frame to be read
     /// into: a long stream then reads into the same few buffers instead of a fresh
     /// allocation (and its page faults) per frame.
-    pub fn recycle(&mut self, mut buf: Vec<u8>) {
-        buf.clear();
+    pub fn recycle(&mut self, buf: Vec<u8>) {
         if self
             .spare
             .as_ref()
@@ -149,14 +148,12 @@ impl<R: Read> UnitReader<R> {
             }
             (Record::Descriptor(d), State::Frames) => {
                 let d = *d;
-                // Read into spare capacity rather than a zeroed buffer: frames are large.
+                // A recycled buffer keeps its length: its bytes are already initialized,
+                // so only growth beyond it is zeroed, not every frame's whole length.
                 let mut frame = self.spare.take().unwrap_or_default();
-                frame.reserve(d.frame_len as usize);
-                (&mut self.input)
-                    .take(u64::from(d.frame_len))
-                    .read_to_end(&mut frame)
-                    .map_err(FormatError::Io)?;
-                if frame.len() != d.frame_len as usize {
+                let len = d.frame_len as usize;
+                frame.resize(len, 0);
+                if read_full(&mut self.input, &mut frame).map_err(FormatError::Io)? != len {
                     return Err(FormatError::Truncated);
                 }
                 check_frame_magic(&frame)?;
