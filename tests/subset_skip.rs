@@ -116,7 +116,7 @@ fn subsets_anywhere_in_objects_of_many_frames_are_byte_identical() {
             if at + flen + 10 <= len {
                 cases.push(vec![(at + flen - 10, at + flen + 10)]);
             }
-            if at > 0 && at + flen + 1 <= len {
+            if at > 0 && at + flen < len {
                 cases.push(vec![(at - 1, at), (at + flen, at + flen + 1)]);
             }
         }
