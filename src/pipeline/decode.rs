@@ -176,11 +176,13 @@ impl From<FormatError> for DecodeError {
 /// carry them, zstd's content checksum, XXH64), the name, the frame count and the
 /// length; and the SHA-256 of the original when the frames carry no content checksum
 /// (objects written before they did) or `opts.check_sha256` asks for it. A subset restore
-/// (`opts.ranges`) verifies what it reads: every chunk up to the end of its last range,
-/// every frame it decompresses, the name, and, only if it happens to read to the end,
-/// the frame count and length; the SHA-256 needs every frame and is left to full reads.
-/// It reads nothing past the end of its last range, and refuses ranges beyond the end
-/// of the object.
+/// (`opts.ranges`) verifies what it reads: every record, the magic of every frame, every
+/// frame it decompresses and every chunk holding any of those bytes, the name, and,
+/// only if it happens to read to the end, the final chunk, the frame count and length;
+/// the SHA-256 needs every frame and is left to full reads. The chunks wholly inside a
+/// frame it passes over are read but not decrypted (docs/FORMAT.md, "What restore
+/// checks"). It reads nothing past the end of its last range, and refuses ranges beyond
+/// the end of the object.
 pub fn decode<R: BufRead + Send, W: Write + Send>(
     mut input: R,
     out: W,
