@@ -518,8 +518,14 @@ mod tests {
     fn seal(key: &PayloadKey, len: usize) -> Vec<u8> {
         let key = PayloadKey(key.0.clone());
         let mut sealer = StreamSealer::new(key, Vec::new(), 1, 3);
-        sealer.write_all(&vec![0x5a; len]).unwrap();
+        sealer.write_all(&pattern(len)).unwrap();
         sealer.finish().unwrap().0
+    }
+
+    /// Plaintext whose bytes tell where they were: a skip that lands in the wrong
+    /// place reads other bytes.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
     }
 
     /// What reading the whole payload says about it: its length, or the error.
@@ -611,23 +617,13 @@ mod tests {
         Ok(out)
     }
 
-    fn pattern(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i % 251) as u8).collect()
-    }
-
-    fn seal_pattern(key: &PayloadKey, len: usize) -> Vec<u8> {
-        let mut sealer = StreamSealer::new(PayloadKey(key.0.clone()), Vec::new(), 1, 3);
-        sealer.write_all(&pattern(len)).unwrap();
-        sealer.finish().unwrap().0
-    }
-
     /// Skipping gives the same bytes after it as reading through, at every alignment
     /// to the chunks, and reports how much there was to skip at the end.
     #[test]
     fn skipping_yields_what_reading_through_does() {
         let key = key();
         let len = 40 * CHUNK_SIZE + 123;
-        let payload = seal_pattern(&key, len);
+        let payload = seal(&key, len);
         let plain = pattern(len);
         for (skip_at, skip_len, read_len) in [
             (0, 5 * CHUNK_SIZE, 10),
@@ -659,7 +655,7 @@ mod tests {
     fn skipping_leaves_out_only_whole_chunks_it_passes_over() {
         let key = key();
         let len = 20 * CHUNK_SIZE + 50;
-        let payload = seal_pattern(&key, len);
+        let payload = seal(&key, len);
         let damaged = |chunk: usize| {
             let mut p = payload.clone();
             p[chunk * ENCRYPTED_CHUNK_SIZE + 10] ^= 1;

@@ -304,3 +304,73 @@ fn skippable(payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An object's plaintext: a header, stored frames of these lengths, a trailer.
+    fn object(lens: &[usize]) -> Vec<u8> {
+        let mut out = ObjectHeader::new(1 << 20, "t").encode();
+        for (i, &len) in lens.iter().enumerate() {
+            let data = vec![i as u8; len];
+            let mut frame = Vec::new();
+            write_stored_frame(&data, &mut frame);
+            let d = FrameDescriptor {
+                kind: FrameKind::Stored,
+                plain_len: len as u32,
+                frame_len: frame.len() as u32,
+            };
+            out.extend(d.encode());
+            out.extend(frame);
+        }
+        let trailer = ObjectTrailer {
+            original_len: lens.iter().sum::<usize>() as u64,
+            frames: lens.len() as u64,
+            sha256: [0; 32],
+        };
+        out.extend(trailer.encode());
+        out
+    }
+
+    /// Frames passed over come back as their descriptors, the frames read in full, and
+    /// the grammar's checks hold for both.
+    #[test]
+    fn skipping_passes_over_frames_and_keeps_the_checks() {
+        let plain = object(&[10, 20, 30]);
+        let mut units = UnitReader::new(&plain[..]);
+        let mut seen = Vec::new();
+        loop {
+            let unit = units
+                .next_unit_skipping(|d| d.plain_len != 20)
+                .expect("valid");
+            match unit {
+                Some(Unit::Record(Record::Descriptor(d))) => seen.push(("skipped", d.plain_len)),
+                Some(Unit::Frame(d, frame)) => {
+                    assert_eq!(frame.len(), d.frame_len as usize);
+                    seen.push(("read", d.plain_len));
+                }
+                Some(Unit::Record(_)) => {}
+                None => break,
+            }
+        }
+        assert_eq!(seen, [("skipped", 10), ("read", 20), ("skipped", 30)]);
+
+        // A frame cut short, or without the zstd magic, is refused when passed over too.
+        let cut = &plain[..plain.len() - 60];
+        let mut units = UnitReader::new(cut);
+        let verdict = std::iter::from_fn(|| Some(units.next_unit_skipping(|_| true)))
+            .find_map(|r| r.err())
+            .unwrap();
+        assert!(matches!(verdict, FormatError::Truncated), "{verdict}");
+        let mut bad = plain.clone();
+        let at = ObjectHeader::new(1 << 20, "t").encode().len() + 21;
+        assert_eq!(&bad[at..at + 4], &ZSTD_MAGIC.to_le_bytes());
+        bad[at] ^= 1;
+        let mut units = UnitReader::new(&bad[..]);
+        let verdict = std::iter::from_fn(|| Some(units.next_unit_skipping(|_| true)))
+            .find_map(|r| r.err())
+            .unwrap();
+        assert!(verdict.to_string().contains("not followed by a zstd frame"));
+    }
+}
