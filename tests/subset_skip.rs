@@ -77,23 +77,26 @@ fn objects() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn stored_set(h: &Harness, objects: &[(&str, Vec<u8>)]) {
-    let mut spec = SimSpec::single_data_file(TS);
-    spec.segments = objects.len() as u32;
-    spec.compression = "none";
-    simulate_backup(h, &spec);
-    for (c, (_, data)) in objects.iter().enumerate() {
-        assert_ok(&h.backup_data(&key_of(h, c), data));
-    }
-}
-
-#[test]
-fn subsets_anywhere_in_objects_of_many_frames_are_byte_identical() {
+/// A harness holding [`objects`] as a backup set, encrypted to a key of its own, with
+/// `restore_subset` on as gprestore's config has it.
+fn stored_set() -> (Harness, TestKey, Vec<(&'static str, Vec<u8>)>) {
     let h = Harness::new(&[]);
     let a = keygen(h.path(), "a");
     use_keys(&h, &[&a], &[&a], &[("restore_subset", "on")]);
     let objects = objects();
-    stored_set(&h, &objects);
+    let mut spec = SimSpec::single_data_file(TS);
+    spec.segments = objects.len() as u32;
+    spec.compression = "none";
+    simulate_backup(&h, &spec);
+    for (c, (_, data)) in objects.iter().enumerate() {
+        assert_ok(&h.backup_data(&key_of(&h, c), data));
+    }
+    (h, a, objects)
+}
+
+#[test]
+fn subsets_anywhere_in_objects_of_many_frames_are_byte_identical() {
+    let (h, a, objects) = stored_set();
     for (c, (shape, data)) in objects.iter().enumerate() {
         let key = key_of(&h, c);
         let frames = frames_of(
@@ -135,11 +138,7 @@ fn subsets_anywhere_in_objects_of_many_frames_are_byte_identical() {
 
 #[test]
 fn subsets_check_the_chunks_they_read_and_pass_over_the_others() {
-    let h = Harness::new(&[]);
-    let a = keygen(h.path(), "a");
-    use_keys(&h, &[&a], &[&a], &[("restore_subset", "on")]);
-    let objects = objects();
-    stored_set(&h, &objects);
+    let (h, a, objects) = stored_set();
     for (c, (shape, data)) in objects.iter().enumerate() {
         let key = key_of(&h, c);
         let path = stored_at(&h, TS, &format!("gpbackup_{c}_{TS}"));
