@@ -272,7 +272,9 @@ fn open_chunk(
     Ok(text.len())
 }
 
-/// Opens a contiguous run of ciphertext chunks in place, leaving the plaintext in `buf`.
+/// Opens a contiguous run of ciphertext chunks in place, each chunk's plaintext left at
+/// the start of its slot (not moved together: reading copies it out once, from there);
+/// returns the plaintext's length.
 fn open_run(
     key: &PayloadKey,
     first: u64,
@@ -286,9 +288,7 @@ fn open_run(
         let start = i * ENCRYPTED_CHUNK_SIZE;
         let end = (start + ENCRYPTED_CHUNK_SIZE).min(buf.len());
         let is_last = last && i + 1 == count;
-        let text_len = open_chunk(&cipher, first + i as u64, is_last, &mut buf[start..end])?;
-        buf.copy_within(start..start + text_len, plain_len);
-        plain_len += text_len;
+        plain_len += open_chunk(&cipher, first + i as u64, is_last, &mut buf[start..end])?;
     }
     Ok(plain_len)
 }
@@ -311,7 +311,9 @@ pub struct StreamOpener<R: Read> {
     carry: Option<u8>,
     done: bool,
     read: u64,
-    /// Plaintext of the current batch not yet handed out through `Read`.
+    /// Plaintext of the current batch handed out through `Read` so far, and in all.
+    /// Offsets count plaintext only: byte `p` is at `p / CHUNK_SIZE` slots of
+    /// [`ENCRYPTED_CHUNK_SIZE`] plus `p % CHUNK_SIZE` in `buf`.
     pos: usize,
     plain_len: usize,
 }
@@ -420,13 +422,9 @@ impl<R: Read> StreamOpener<R> {
                     .map(|h| h.join().expect("opening thread"))
                     .collect()
             });
-            // Compact the plaintext of each part to the front, in order.
             let mut plain = 0;
-            for (i, result) in results.into_iter().enumerate() {
-                let len = result?;
-                let start = i * per;
-                self.buf.copy_within(start..start + len, plain);
-                plain += len;
+            for result in results {
+                plain += result?;
             }
             plain
         } else {
@@ -492,8 +490,16 @@ impl<R: Read> Read for StreamOpener<R> {
                 return Ok(0);
             }
         }
-        let n = out.len().min(self.plain_len - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        // The plaintext stays where it was opened, in its chunk's slot (every chunk
+        // but the stream's last is full): one copy, straight out, at most to the end
+        // of this chunk.
+        let (chunk, offset) = (self.pos / CHUNK_SIZE, self.pos % CHUNK_SIZE);
+        let n = out
+            .len()
+            .min(CHUNK_SIZE - offset)
+            .min(self.plain_len - self.pos);
+        let at = chunk * ENCRYPTED_CHUNK_SIZE + offset;
+        out[..n].copy_from_slice(&self.buf[at..at + n]);
         self.pos += n;
         Ok(n)
     }
