@@ -300,8 +300,9 @@ pub struct StreamOpener<R: Read> {
     input: R,
     threads: usize,
     batch_chunks: usize,
-    /// Chunks opened per batch: `batch_chunks`, or one once the reader skips.
-    open_chunks: usize,
+    /// Whether batches hold only the chunks a read asks for (a reader that skips), not
+    /// `batch_chunks`.
+    singly: bool,
     next_chunk: u64,
     /// `batch_chunks` encrypted chunks plus one byte, allocated zeroed once and never
     /// resized: re-zeroing it for every read cost more than the call itself on small
@@ -325,7 +326,7 @@ impl<R: Read> StreamOpener<R> {
             input,
             threads: threads.max(1),
             batch_chunks: batch_chunks.max(1),
-            open_chunks: batch_chunks.max(1),
+            singly: false,
             next_chunk: 0,
             buf: Vec::new(),
             carry: None,
@@ -336,11 +337,12 @@ impl<R: Read> StreamOpener<R> {
         }
     }
 
-    /// Opens one chunk per batch from the start instead of `batch_chunks`, as
-    /// [`StreamOpener::skip`] does from the first skip on: for a reader that will skip,
-    /// so that even its first reads open no chunk it does not read.
+    /// Opens only the chunks each read asks for (up to `batch_chunks` at a time) instead
+    /// of whole batches, as [`StreamOpener::skip`] does from the first skip on: for a
+    /// reader that will skip, so that even its first reads open no chunk it does not
+    /// read, while a large read still opens its chunks together, on several threads.
     pub fn opening_singly(mut self) -> Self {
-        self.open_chunks = 1;
+        self.singly = true;
         self
     }
 
@@ -385,12 +387,12 @@ impl<R: Read> StreamOpener<R> {
         Ok((filled, eof))
     }
 
-    /// Decrypts the next batch into `buf[..plain_len]`; false after the last chunk.
-    fn next_batch(&mut self) -> Result<bool, StreamError> {
+    /// Decrypts the next batch, of `chunks` chunks at most; false after the last chunk.
+    fn next_batch(&mut self, chunks: usize) -> Result<bool, StreamError> {
         if self.done {
             return Ok(false);
         }
-        let (filled, eof) = self.fill(self.open_chunks * ENCRYPTED_CHUNK_SIZE)?;
+        let (filled, eof) = self.fill(chunks * ENCRYPTED_CHUNK_SIZE)?;
         self.open_filled(filled, eof)?;
         Ok(true)
     }
@@ -443,10 +445,11 @@ impl<R: Read> StreamOpener<R> {
     /// are not authenticated, which is what a reader that skips them asks for (their
     /// plaintext is not used). Everything else is opened as [`Read`] opens it: the
     /// chunk where the skipped bytes end, and the final chunk, whose last-chunk flag
-    /// is always checked. From the first skip on, chunks are opened one at a time, so
-    /// a reader that alternates small reads and skips opens only the chunks it reads.
+    /// is always checked. From the first skip on, a read opens only the chunks it asks
+    /// for ([`StreamOpener::opening_singly`]), so a reader that alternates reads and
+    /// skips opens only the chunks it reads.
     pub fn skip(&mut self, mut n: u64) -> io::Result<u64> {
-        self.open_chunks = 1;
+        self.singly = true;
         let asked = n;
         loop {
             let held = (self.plain_len - self.pos) as u64;
@@ -461,7 +464,7 @@ impl<R: Read> StreamOpener<R> {
             }
             let whole = (n / CHUNK_SIZE as u64).min(self.batch_chunks as u64) as usize;
             if whole == 0 {
-                if !self.next_batch().map_err(io::Error::other)? {
+                if !self.next_batch(1).map_err(io::Error::other)? {
                     return Ok(asked - n);
                 }
                 continue;
@@ -485,8 +488,13 @@ impl<R: Read> StreamOpener<R> {
 /// `io::Error` whose inner error is the `StreamError` (see [`StreamError::from_io`]).
 impl<R: Read> Read for StreamOpener<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        // A reader that skips opens the chunks this read asks for, no more.
+        let chunks = match self.singly {
+            true => out.len().div_ceil(CHUNK_SIZE).clamp(1, self.batch_chunks),
+            false => self.batch_chunks,
+        };
         while self.pos == self.plain_len {
-            if !self.next_batch().map_err(io::Error::other)? {
+            if !self.next_batch(chunks).map_err(io::Error::other)? {
                 return Ok(0);
             }
         }
