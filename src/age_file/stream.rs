@@ -272,7 +272,9 @@ fn open_chunk(
     Ok(text.len())
 }
 
-/// Opens a contiguous run of ciphertext chunks in place, leaving the plaintext in `buf`.
+/// Opens a contiguous run of ciphertext chunks in place, each chunk's plaintext left at
+/// the start of its slot (not moved together: reading copies it out once, from there);
+/// returns the plaintext's length.
 fn open_run(
     key: &PayloadKey,
     first: u64,
@@ -286,9 +288,7 @@ fn open_run(
         let start = i * ENCRYPTED_CHUNK_SIZE;
         let end = (start + ENCRYPTED_CHUNK_SIZE).min(buf.len());
         let is_last = last && i + 1 == count;
-        let text_len = open_chunk(&cipher, first + i as u64, is_last, &mut buf[start..end])?;
-        buf.copy_within(start..start + text_len, plain_len);
-        plain_len += text_len;
+        plain_len += open_chunk(&cipher, first + i as u64, is_last, &mut buf[start..end])?;
     }
     Ok(plain_len)
 }
@@ -300,6 +300,9 @@ pub struct StreamOpener<R: Read> {
     input: R,
     threads: usize,
     batch_chunks: usize,
+    /// Whether batches hold only the chunks a read asks for (a reader that skips), not
+    /// `batch_chunks`.
+    singly: bool,
     next_chunk: u64,
     /// `batch_chunks` encrypted chunks plus one byte, allocated zeroed once and never
     /// resized: re-zeroing it for every read cost more than the call itself on small
@@ -309,7 +312,9 @@ pub struct StreamOpener<R: Read> {
     carry: Option<u8>,
     done: bool,
     read: u64,
-    /// Plaintext of the current batch not yet handed out through `Read`.
+    /// Plaintext of the current batch handed out through `Read` so far, and in all.
+    /// Offsets count plaintext only: byte `p` is at `p / CHUNK_SIZE` slots of
+    /// [`ENCRYPTED_CHUNK_SIZE`] plus `p % CHUNK_SIZE` in `buf`.
     pos: usize,
     plain_len: usize,
 }
@@ -321,6 +326,7 @@ impl<R: Read> StreamOpener<R> {
             input,
             threads: threads.max(1),
             batch_chunks: batch_chunks.max(1),
+            singly: false,
             next_chunk: 0,
             buf: Vec::new(),
             carry: None,
@@ -331,30 +337,39 @@ impl<R: Read> StreamOpener<R> {
         }
     }
 
+    /// Opens only the chunks each read asks for (up to `batch_chunks` at a time) instead
+    /// of whole batches, as [`StreamOpener::skip`] does from the first skip on: for a
+    /// reader that will skip, so that even its first reads open no chunk it does not
+    /// read, while a large read still opens its chunks together, on several threads.
+    pub fn opening_singly(mut self) -> Self {
+        self.singly = true;
+        self
+    }
+
     /// Ciphertext bytes consumed so far (payload only).
     pub fn bytes_read(&self) -> u64 {
         self.read
     }
 
-    /// Decrypts the next batch into `buf[..plain_len]`; false after the last chunk.
-    fn next_batch(&mut self) -> Result<bool, StreamError> {
-        if self.done {
-            return Ok(false);
-        }
-        let want = self.batch_chunks * ENCRYPTED_CHUNK_SIZE;
-        if self.buf.len() != want + 1 {
-            self.buf = vec![0u8; want + 1];
+    /// Reads up to `want` more ciphertext bytes into `buf[..filled]`, and one byte past
+    /// them into `carry`: a run of chunks is known not to hold the last chunk only when
+    /// more ciphertext follows it. Returns `(filled, eof)`; `eof` means the input ended
+    /// within or right after these bytes, so the run holds the final chunk.
+    fn fill(&mut self, want: usize) -> Result<(usize, bool), StreamError> {
+        // Sized once for the largest batch: a reader that starts skipping reads smaller
+        // batches into the same buffer.
+        let size = self.batch_chunks * ENCRYPTED_CHUNK_SIZE + 1;
+        if self.buf.len() < size {
+            self.buf = vec![0u8; size];
         }
         let mut filled = 0;
         if let Some(byte) = self.carry.take() {
             self.buf[0] = byte;
             filled = 1;
         }
-        // Read one byte past the batch: a batch is known not to hold the last chunk only
-        // when more ciphertext follows it.
         let mut eof = false;
         while filled <= want {
-            match self.input.read(&mut self.buf[filled..]) {
+            match self.input.read(&mut self.buf[filled..=want]) {
                 Ok(0) => {
                     eof = true;
                     break;
@@ -367,11 +382,27 @@ impl<R: Read> StreamOpener<R> {
         if !eof {
             self.carry = Some(self.buf[want]);
             filled = want;
-        } else if filled == 0 {
+        }
+        self.read += filled as u64;
+        Ok((filled, eof))
+    }
+
+    /// Decrypts the next batch, of `chunks` chunks at most; false after the last chunk.
+    fn next_batch(&mut self, chunks: usize) -> Result<bool, StreamError> {
+        if self.done {
+            return Ok(false);
+        }
+        let (filled, eof) = self.fill(chunks * ENCRYPTED_CHUNK_SIZE)?;
+        self.open_filled(filled, eof)?;
+        Ok(true)
+    }
+
+    /// Opens the `filled` bytes just read, `eof` when they end the payload.
+    fn open_filled(&mut self, filled: usize, eof: bool) -> Result<(), StreamError> {
+        if eof && filled == 0 {
             // Every stream ends with a chunk sealed as last, even an empty one.
             return Err(StreamError::Truncated);
         }
-        self.read += filled as u64;
         let chunks = filled.div_ceil(ENCRYPTED_CHUNK_SIZE);
         let first = self.next_chunk;
         let plain = if self.threads > 1 && chunks >= PARALLEL_MIN_CHUNKS {
@@ -393,13 +424,9 @@ impl<R: Read> StreamOpener<R> {
                     .map(|h| h.join().expect("opening thread"))
                     .collect()
             });
-            // Compact the plaintext of each part to the front, in order.
             let mut plain = 0;
-            for (i, result) in results.into_iter().enumerate() {
-                let len = result?;
-                let start = i * per;
-                self.buf.copy_within(start..start + len, plain);
-                plain += len;
+            for result in results {
+                plain += result?;
             }
             plain
         } else {
@@ -409,7 +436,51 @@ impl<R: Read> StreamOpener<R> {
         self.done = eof;
         self.pos = 0;
         self.plain_len = plain;
-        Ok(true)
+        Ok(())
+    }
+
+    /// Passes over the next `n` bytes of plaintext; returns how many there were (fewer
+    /// only where the payload ends). Chunks that lie wholly inside those bytes, with
+    /// more ciphertext after them, are read from the input but never opened: they
+    /// are not authenticated, which is what a reader that skips them asks for (their
+    /// plaintext is not used). Everything else is opened as [`Read`] opens it: the
+    /// chunk where the skipped bytes end, and the final chunk, whose last-chunk flag
+    /// is always checked. From the first skip on, a read opens only the chunks it asks
+    /// for ([`StreamOpener::opening_singly`]), so a reader that alternates reads and
+    /// skips opens only the chunks it reads.
+    pub fn skip(&mut self, mut n: u64) -> io::Result<u64> {
+        self.singly = true;
+        let asked = n;
+        loop {
+            let held = (self.plain_len - self.pos) as u64;
+            let k = held.min(n);
+            self.pos += k as usize;
+            n -= k;
+            if n == 0 {
+                return Ok(asked);
+            }
+            if self.done {
+                return Ok(asked - n);
+            }
+            let whole = (n / CHUNK_SIZE as u64).min(self.batch_chunks as u64) as usize;
+            if whole == 0 {
+                if !self.next_batch(1).map_err(io::Error::other)? {
+                    return Ok(asked - n);
+                }
+                continue;
+            }
+            let (filled, eof) = self
+                .fill(whole * ENCRYPTED_CHUNK_SIZE)
+                .map_err(io::Error::other)?;
+            if eof {
+                // The payload ends in these chunks: open them, the final one as last.
+                self.open_filled(filled, eof).map_err(io::Error::other)?;
+            } else {
+                // Full chunks with ciphertext after them: each held CHUNK_SIZE bytes.
+                self.next_chunk += whole as u64;
+                n -= (whole * CHUNK_SIZE) as u64;
+            }
+        }
     }
 }
 
@@ -417,13 +488,26 @@ impl<R: Read> StreamOpener<R> {
 /// `io::Error` whose inner error is the `StreamError` (see [`StreamError::from_io`]).
 impl<R: Read> Read for StreamOpener<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        // A reader that skips opens the chunks this read asks for, no more.
+        let chunks = match self.singly {
+            true => out.len().div_ceil(CHUNK_SIZE).clamp(1, self.batch_chunks),
+            false => self.batch_chunks,
+        };
         while self.pos == self.plain_len {
-            if !self.next_batch().map_err(io::Error::other)? {
+            if !self.next_batch(chunks).map_err(io::Error::other)? {
                 return Ok(0);
             }
         }
-        let n = out.len().min(self.plain_len - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        // The plaintext stays where it was opened, in its chunk's slot (every chunk
+        // but the stream's last is full): one copy, straight out, at most to the end
+        // of this chunk.
+        let (chunk, offset) = (self.pos / CHUNK_SIZE, self.pos % CHUNK_SIZE);
+        let n = out
+            .len()
+            .min(CHUNK_SIZE - offset)
+            .min(self.plain_len - self.pos);
+        let at = chunk * ENCRYPTED_CHUNK_SIZE + offset;
+        out[..n].copy_from_slice(&self.buf[at..at + n]);
         self.pos += n;
         Ok(n)
     }
@@ -448,8 +532,14 @@ mod tests {
     fn seal(key: &PayloadKey, len: usize) -> Vec<u8> {
         let key = PayloadKey(key.0.clone());
         let mut sealer = StreamSealer::new(key, Vec::new(), 1, 3);
-        sealer.write_all(&vec![0x5a; len]).unwrap();
+        sealer.write_all(&pattern(len)).unwrap();
         sealer.finish().unwrap().0
+    }
+
+    /// Plaintext whose bytes tell where they were: a skip that lands in the wrong
+    /// place reads other bytes.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
     }
 
     /// What reading the whole payload says about it: its length, or the error.
@@ -516,5 +606,94 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Reads `payload` as a subset reader does: `steps` alternate reads and skips of
+    /// the given lengths; returns what was read, or the error.
+    fn read_skipping(
+        key: &PayloadKey,
+        payload: &[u8],
+        steps: &[(bool, usize)],
+    ) -> Result<Vec<u8>, String> {
+        let key = PayloadKey(key.0.clone());
+        let mut opener = StreamOpener::new(key, payload, 2, 16).opening_singly();
+        let mut out = Vec::new();
+        let err = |e: io::Error| StreamError::from_io(&e).unwrap().to_string();
+        for &(read, len) in steps {
+            if read {
+                let mut buf = vec![0u8; len];
+                let got = crate::object::read_full(&mut opener, &mut buf).map_err(err)?;
+                out.extend_from_slice(&buf[..got]);
+            } else {
+                opener.skip(len as u64).map_err(err)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Skipping gives the same bytes after it as reading through, at every alignment
+    /// to the chunks, and reports how much there was to skip at the end.
+    #[test]
+    fn skipping_yields_what_reading_through_does() {
+        let key = key();
+        let len = 40 * CHUNK_SIZE + 123;
+        let payload = seal(&key, len);
+        let plain = pattern(len);
+        for (skip_at, skip_len, read_len) in [
+            (0, 5 * CHUNK_SIZE, 10),
+            (10, 3 * CHUNK_SIZE + 7, CHUNK_SIZE),
+            (CHUNK_SIZE - 1, 30 * CHUNK_SIZE + 2, 100),
+            (100, 20 * CHUNK_SIZE, 2 * CHUNK_SIZE + 5),
+            (0, len - 10, 10),
+            (5, len - 5, 0),
+        ] {
+            let got = read_skipping(
+                &key,
+                &payload,
+                &[(true, skip_at), (false, skip_len), (true, read_len)],
+            )
+            .unwrap();
+            let mut want = plain[..skip_at].to_vec();
+            want.extend_from_slice(&plain[skip_at + skip_len..skip_at + skip_len + read_len]);
+            assert_eq!(got, want, "skip {skip_len} at {skip_at}");
+        }
+        let mut opener = StreamOpener::new(PayloadKey(key.0.clone()), &payload[..], 2, 16);
+        assert_eq!(opener.skip(len as u64 + 99).unwrap(), len as u64);
+        assert_eq!(opener.read(&mut [0u8; 1]).unwrap(), 0);
+    }
+
+    /// A skip opens only what it must: a damaged chunk inside the skipped bytes goes
+    /// unnoticed, one in the bytes read afterwards fails, and the final chunk is always
+    /// opened as last, so a payload cut short is refused even when its end is skipped.
+    #[test]
+    fn skipping_leaves_out_only_whole_chunks_it_passes_over() {
+        let key = key();
+        let len = 20 * CHUNK_SIZE + 50;
+        let payload = seal(&key, len);
+        let damaged = |chunk: usize| {
+            let mut p = payload.clone();
+            p[chunk * ENCRYPTED_CHUNK_SIZE + 10] ^= 1;
+            p
+        };
+        let steps = [(true, 10), (false, 12 * CHUNK_SIZE), (true, 10)];
+        // Chunks 1 to 11 lie wholly inside the skipped bytes.
+        for chunk in [1, 5, 11] {
+            assert!(
+                read_skipping(&key, &damaged(chunk), &steps).is_ok(),
+                "chunk {chunk}"
+            );
+        }
+        for chunk in [0, 12] {
+            let e = read_skipping(&key, &damaged(chunk), &steps).unwrap_err();
+            assert!(e.contains(&format!("chunk {chunk}")), "{e}");
+        }
+        // Skipping to the end still opens the final chunk, as last.
+        let to_end = [(true, 10), (false, len)];
+        assert!(read_skipping(&key, &payload, &to_end).is_ok());
+        let cut = &payload[..payload.len() - 50 - TAG_SIZE];
+        let e = read_skipping(&key, cut, &to_end).unwrap_err();
+        assert_eq!(e, StreamError::Truncated.to_string());
+        let e = read_skipping(&key, &damaged(20), &to_end).unwrap_err();
+        assert!(e.contains("chunk 20"), "{e}");
     }
 }

@@ -108,8 +108,7 @@ impl<R: Read> UnitReader<R> {
     /// Hands back the buffer of a frame that is done with, for the next frame to be read
     /// into: a long stream then reads into the same few buffers instead of a fresh
     /// allocation (and its page faults) per frame.
-    pub fn recycle(&mut self, mut buf: Vec<u8>) {
-        buf.clear();
+    pub fn recycle(&mut self, buf: Vec<u8>) {
         if self
             .spare
             .as_ref()
@@ -137,6 +136,11 @@ impl<R: Read> UnitReader<R> {
             });
         }
         let record = self.read_record()?;
+        self.unit_after(record)
+    }
+
+    /// The unit that `record`, just read in the frames state, starts.
+    fn unit_after(&mut self, record: Record) -> Result<Option<Unit>, FormatError> {
         match (&record, self.state) {
             (Record::Trailer(_), State::Frames) => {
                 self.state = State::Done;
@@ -144,27 +148,52 @@ impl<R: Read> UnitReader<R> {
             }
             (Record::Descriptor(d), State::Frames) => {
                 let d = *d;
-                // Read into spare capacity rather than a zeroed buffer: frames are large.
+                // A recycled buffer keeps its length: its bytes are already initialized,
+                // so only growth beyond it is zeroed, not every frame's whole length.
                 let mut frame = self.spare.take().unwrap_or_default();
-                frame.reserve(d.frame_len as usize);
-                (&mut self.input)
-                    .take(u64::from(d.frame_len))
-                    .read_to_end(&mut frame)
-                    .map_err(FormatError::Io)?;
-                if frame.len() != d.frame_len as usize {
+                let len = d.frame_len as usize;
+                frame.resize(len, 0);
+                if read_full(&mut self.input, &mut frame).map_err(FormatError::Io)? != len {
                     return Err(FormatError::Truncated);
                 }
-                if frame.len() < 4
-                    || u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) != ZSTD_MAGIC
-                {
-                    return Err(FormatError::Malformed(
-                        "descriptor not followed by a zstd frame".into(),
-                    ));
-                }
+                check_frame_magic(&frame)?;
                 Ok(Some(Unit::Frame(d, frame)))
             }
             _ => Err(FormatError::Malformed("record out of order".into())),
         }
+    }
+
+    /// Reads the next unit like [`UnitReader::next_unit`], except that the zstd frame of a
+    /// descriptor for which `skip` says true is passed over rather than read: the unit is
+    /// then that descriptor alone, `Unit::Record(Record::Descriptor(d))`, and only the
+    /// frame's first four bytes were read (its magic is checked as for a frame that is
+    /// read). Over a [`StreamOpener`](crate::age_file::stream::StreamOpener) the chunks
+    /// that lie wholly inside the frame are not even decrypted. Every other rule of the
+    /// grammar holds as for `next_unit`.
+    pub fn next_unit_skipping(
+        &mut self,
+        skip: impl FnOnce(&FrameDescriptor) -> bool,
+    ) -> Result<Option<Unit>, FormatError>
+    where
+        R: Skip,
+    {
+        if self.state != State::Frames {
+            return self.next_unit();
+        }
+        let record = self.read_record()?;
+        let d = match record {
+            Record::Descriptor(d) if skip(&d) => d,
+            record => return self.unit_after(record),
+        };
+        let mut magic = [0u8; 4];
+        let got = read_full(&mut self.input, &mut magic).map_err(FormatError::Io)?;
+        let rest = u64::from(d.frame_len).saturating_sub(got as u64);
+        let skipped = self.input.skip(rest).map_err(FormatError::Io)?;
+        if (got as u64) + skipped != u64::from(d.frame_len) {
+            return Err(FormatError::Truncated);
+        }
+        check_frame_magic(&magic[..got])?;
+        Ok(Some(Unit::Record(Record::Descriptor(d))))
     }
 
     /// The first record, which tells our objects from anything else: a plaintext that
@@ -216,6 +245,33 @@ impl<R: Read> UnitReader<R> {
     }
 }
 
+/// A descriptor must be followed by a zstd frame: `frame` (or its first bytes) starts
+/// with [`ZSTD_MAGIC`].
+fn check_frame_magic(frame: &[u8]) -> Result<(), FormatError> {
+    match frame.get(..4) {
+        Some(magic) if magic == ZSTD_MAGIC.to_le_bytes() => Ok(()),
+        _ => Err(FormatError::Malformed(
+            "descriptor not followed by a zstd frame".into(),
+        )),
+    }
+}
+
+/// A source of plaintext that can pass over bytes more cheaply than by reading them.
+pub trait Skip: Read {
+    /// Passes over the next `n` bytes; returns how many there were (fewer only where the
+    /// input ends). Errors are those `read` would have returned.
+    fn skip(&mut self, n: u64) -> io::Result<u64>;
+}
+
+/// Plaintext already in memory: skipping is reading into nothing.
+impl Skip for &[u8] {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let k = (n.min(self.len() as u64)) as usize;
+        *self = &self[k..];
+        Ok(k as u64)
+    }
+}
+
 /// True when `frame`, a zstd frame as stored (it starts with [`ZSTD_MAGIC`]), carries
 /// a content checksum: bit 2 (Content_Checksum_flag) of its Frame_Header_Descriptor, the
 /// byte after the magic (RFC 8878, 3.1.1.1.1). Every frame this build writes carries
@@ -247,4 +303,74 @@ fn skippable(payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(payload);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An object's plaintext: a header, stored frames of these lengths, a trailer.
+    fn object(lens: &[usize]) -> Vec<u8> {
+        let mut out = ObjectHeader::new(1 << 20, "t").encode();
+        for (i, &len) in lens.iter().enumerate() {
+            let data = vec![i as u8; len];
+            let mut frame = Vec::new();
+            write_stored_frame(&data, &mut frame);
+            let d = FrameDescriptor {
+                kind: FrameKind::Stored,
+                plain_len: len as u32,
+                frame_len: frame.len() as u32,
+            };
+            out.extend(d.encode());
+            out.extend(frame);
+        }
+        let trailer = ObjectTrailer {
+            original_len: lens.iter().sum::<usize>() as u64,
+            frames: lens.len() as u64,
+            sha256: [0; 32],
+        };
+        out.extend(trailer.encode());
+        out
+    }
+
+    /// Frames passed over come back as their descriptors, the frames read in full, and
+    /// the grammar's checks hold for both.
+    #[test]
+    fn skipping_passes_over_frames_and_keeps_the_checks() {
+        let plain = object(&[10, 20, 30]);
+        let mut units = UnitReader::new(&plain[..]);
+        let mut seen = Vec::new();
+        loop {
+            let unit = units
+                .next_unit_skipping(|d| d.plain_len != 20)
+                .expect("valid");
+            match unit {
+                Some(Unit::Record(Record::Descriptor(d))) => seen.push(("skipped", d.plain_len)),
+                Some(Unit::Frame(d, frame)) => {
+                    assert_eq!(frame.len(), d.frame_len as usize);
+                    seen.push(("read", d.plain_len));
+                }
+                Some(Unit::Record(_)) => {}
+                None => break,
+            }
+        }
+        assert_eq!(seen, [("skipped", 10), ("read", 20), ("skipped", 30)]);
+
+        // A frame cut short, or without the zstd magic, is refused when passed over too.
+        let cut = &plain[..plain.len() - 60];
+        let mut units = UnitReader::new(cut);
+        let verdict = std::iter::from_fn(|| Some(units.next_unit_skipping(|_| true)))
+            .find_map(|r| r.err())
+            .unwrap();
+        assert!(matches!(verdict, FormatError::Truncated), "{verdict}");
+        let mut bad = plain.clone();
+        let at = ObjectHeader::new(1 << 20, "t").encode().len() + 21;
+        assert_eq!(&bad[at..at + 4], &ZSTD_MAGIC.to_le_bytes());
+        bad[at] ^= 1;
+        let mut units = UnitReader::new(&bad[..]);
+        let verdict = std::iter::from_fn(|| Some(units.next_unit_skipping(|_| true)))
+            .find_map(|r| r.err())
+            .unwrap();
+        assert!(verdict.to_string().contains("not followed by a zstd frame"));
+    }
 }

@@ -15,8 +15,15 @@ use crate::age_file::stream::{StreamError, StreamOpener};
 use crate::age_file::{Header, HeaderError, PayloadKey, NONCE_SIZE};
 use crate::object::{
     has_content_checksum, read_full, FormatError, FrameDescriptor, FrameKind, ObjectHeader,
-    ObjectTrailer, Record, Unit, UnitReader,
+    ObjectTrailer, Record, Skip, Unit, UnitReader,
 };
+
+/// A subset restore passes over the frames it does not need without decrypting them.
+impl<R: io::Read> Skip for StreamOpener<R> {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        StreamOpener::skip(self, n)
+    }
+}
 
 /// What to decode and how.
 pub struct DecodeOptions<'a> {
@@ -169,11 +176,13 @@ impl From<FormatError> for DecodeError {
 /// carry them, zstd's content checksum, XXH64), the name, the frame count and the
 /// length; and the SHA-256 of the original when the frames carry no content checksum
 /// (objects written before they did) or `opts.check_sha256` asks for it. A subset restore
-/// (`opts.ranges`) verifies what it reads: every chunk up to the end of its last range,
-/// every frame it decompresses, the name, and, only if it happens to read to the end,
-/// the frame count and length; the SHA-256 needs every frame and is left to full reads.
-/// It reads nothing past the end of its last range, and refuses ranges beyond the end
-/// of the object.
+/// (`opts.ranges`) verifies what it reads: every record, the magic of every frame, every
+/// frame it decompresses and every chunk holding any of those bytes, the name, and,
+/// only if it happens to read to the end, the final chunk, the frame count and length;
+/// the SHA-256 needs every frame and is left to full reads. The chunks wholly inside a
+/// frame it passes over are read but not decrypted (docs/FORMAT.md, "What restore
+/// checks"). It reads nothing past the end of its last range, and refuses ranges beyond
+/// the end of the object.
 pub fn decode<R: BufRead + Send, W: Write + Send>(
     mut input: R,
     out: W,
@@ -196,7 +205,11 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
     } else {
         opts.workers.min(2)
     };
-    let opener = StreamOpener::new(key, input, open_threads, SEAL_BATCH_CHUNKS);
+    let mut opener = StreamOpener::new(key, input, open_threads, SEAL_BATCH_CHUNKS);
+    if opts.ranges.is_some() {
+        // A subset restore skips most frames: it decrypts only the chunks it reads.
+        opener = opener.opening_singly();
+    }
     let mut units = UnitReader::new(opener);
     let object = match units.next_unit() {
         Ok(Some(Unit::Record(Record::Header(h)))) => h,
@@ -261,7 +274,7 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
 
 /// Walks the frames, handing the ones needed to the sink. Returns the trailer (None when
 /// a subset restore stopped early) and the number of frames read.
-fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
+fn read_frames<'scope, R: Skip, W: Write + Send + 'scope>(
     units: &mut UnitReader<R>,
     object: &ObjectHeader,
     opts: &DecodeOptions,
@@ -278,21 +291,26 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
                 return Ok((None, frames));
             }
         }
-        match units.next_unit()? {
+        // A subset restore passes over the frames outside its ranges (the frame index
+        // tells which) without reading, let alone decrypting, more of them than their
+        // magic.
+        let unneeded = |d: &FrameDescriptor| {
+            opts.ranges
+                .is_some_and(|r| r.within(offset, d.plain_len as u64).is_empty())
+        };
+        match units.next_unit_skipping(unneeded)? {
             Some(Unit::Frame(d, frame)) => {
-                if d.plain_len > object.frame_size {
-                    return Err(DecodeError::Format(FormatError::Malformed(format!(
-                        "frame of {} bytes exceeds the object's frame size {}",
-                        d.plain_len, object.frame_size
-                    ))));
-                }
+                check_frame_size(&d, object)?;
                 let parts = opts.ranges.map(|r| r.within(offset, d.plain_len as u64));
                 offset += d.plain_len as u64;
                 frames += 1;
-                if parts.as_ref().is_none_or(|p| !p.is_empty()) {
-                    let spent = sink.push(frame, &d, parts, scope)?;
-                    units.recycle(spent);
-                }
+                let spent = sink.push(frame, &d, parts, scope)?;
+                units.recycle(spent);
+            }
+            Some(Unit::Record(Record::Descriptor(d))) => {
+                check_frame_size(&d, object)?;
+                offset += d.plain_len as u64;
+                frames += 1;
             }
             Some(Unit::Record(Record::Trailer(t))) => {
                 if units.next_unit()?.is_some() {
@@ -320,6 +338,17 @@ fn read_frames<'scope, R: io::Read, W: Write + Send + 'scope>(
             None => return Err(DecodeError::Stream(StreamError::Truncated)),
         }
     }
+}
+
+/// Every frame but the last holds the object's frame size, none more.
+fn check_frame_size(d: &FrameDescriptor, object: &ObjectHeader) -> Result<(), DecodeError> {
+    if d.plain_len > object.frame_size {
+        return Err(DecodeError::Format(FormatError::Malformed(format!(
+            "frame of {} bytes exceeds the object's frame size {}",
+            d.plain_len, object.frame_size
+        ))));
+    }
+    Ok(())
 }
 
 type Parts = Option<Vec<Range<usize>>>;
