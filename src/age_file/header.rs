@@ -239,6 +239,12 @@ impl Header {
         out
     }
 
+    /// Length in bytes of the encoded header ([`Header::encode`]): how many bytes of the
+    /// file come before the payload nonce.
+    pub fn encoded_len(&self) -> usize {
+        self.mac_input.len() + 1 + ENCODED_MAC_LEN + 1
+    }
+
     /// Finds the file key with the first identity of the keyring that unwraps a stanza,
     /// and checks the header MAC with it.
     pub fn unwrap_file_key<I: AsRef<dyn Identity>>(

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use age::Identity;
+use age_core::format::FileKey;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use sha2::{Digest, Sha256};
 
@@ -184,6 +185,19 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
     let file_key = header
         .unwrap_file_key(identities)
         .map_err(DecodeError::Header)?;
+    decode_opened(file_key, input, out, opts)
+}
+
+/// [`decode`] of an object whose age header the caller has already read and opened
+/// (e.g. with [`crate::keys::Keyring::open`], to know which identity opened it):
+/// `input` is positioned just after the header, at the payload nonce, and `file_key` is
+/// the header's. Checks everything [`decode`] checks after the header.
+pub fn decode_opened<R: BufRead + Send, W: Write + Send>(
+    file_key: FileKey,
+    mut input: R,
+    out: W,
+    opts: &DecodeOptions,
+) -> Result<DecodeReport, DecodeError> {
     let mut nonce = [0u8; NONCE_SIZE];
     if read_full(&mut input, &mut nonce).map_err(FormatError::Io)? != NONCE_SIZE {
         return Err(DecodeError::Stream(StreamError::Truncated));

@@ -14,7 +14,7 @@ pub mod encode;
 pub mod ranges;
 mod read_buf;
 
-pub use decode::{decode, DecodeError, DecodeOptions, DecodeReport};
+pub use decode::{decode, decode_opened, DecodeError, DecodeOptions, DecodeReport};
 pub use encode::{encode, EncodeOptions, EncodeReport};
 pub use ranges::ByteRanges;
 
