@@ -5,6 +5,7 @@
 //! - [`object`]: our object format inside the age payload (zstd frames and records).
 //! - [`pipeline`]: the multithreaded encode and decode pipelines.
 //! - [`inner`]: the inner plugin process and its config.
+//! - [`compression`]: the zstd settings of frames, derived from the frame size.
 //! - [`config`], [`keys`]: the plugin config, recipients and identities.
 //! - [`commands`]: the plugin API commands; [`cli`]: their command line.
 //! - [`admin`]: the operator commands (keygen, rotate, verify, inspect).
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod age_file;
 pub mod cli;
 pub mod commands;
+pub mod compression;
 pub mod config;
 pub mod gpbackup;
 pub mod inner;

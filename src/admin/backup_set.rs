@@ -219,13 +219,7 @@ pub fn read_object(
     let fetch = store.fetch(ts, name, progress)?;
     let (opened, mut fetch) = fetch.open(keyring)?;
     let mut out = Vec::new();
-    let opts = DecodeOptions {
-        workers: 1,
-        expected_name: Some(name),
-        ranges: None,
-        max_memory: crate::pipeline::DEFAULT_MAX_MEMORY,
-        check_sha256: true,
-    };
+    let opts = DecodeOptions::checking(Some(name), 1);
     match pipeline::decode_opened(opened.file_key, &mut fetch.input, &mut out, &opts) {
         Ok(_) => {
             // A metadata read has no log line of its own: what the inner plugin said

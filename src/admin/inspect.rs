@@ -212,13 +212,7 @@ pub fn describe(
     }
     // The walk read the records; a full decode checks the frames' contents, length and
     // SHA-256 as a restore does.
-    let opts = DecodeOptions {
-        workers: 2,
-        expected_name: None,
-        ranges: None,
-        max_memory: pipeline::DEFAULT_MAX_MEMORY,
-        check_sha256: true,
-    };
+    let opts = DecodeOptions::checking(None, 2);
     // From the start again, past the header already read and opened above.
     let mut input = open_age()?;
     io::copy(&mut (&mut input).take(header_len), &mut io::sink())

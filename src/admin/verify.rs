@@ -79,11 +79,8 @@ impl SetCommand for Verify<'_> {
         let (opened, mut fetch) = fetch.open(self.keyring)?;
         let identity = opened.identity;
         let opts = DecodeOptions {
-            workers: self.config.workers,
-            expected_name: Some(object.name),
-            ranges: None,
-            max_memory: self.config.max_memory,
             check_sha256: true,
+            ..DecodeOptions::from_config(self.config, object.name)
         };
         let sink = Metered::new(io::sink(), object.written);
         let decoded = pipeline::decode_opened(opened.file_key, &mut fetch.input, sink, &opts);

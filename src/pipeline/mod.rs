@@ -11,6 +11,7 @@
 
 pub mod decode;
 pub mod encode;
+mod options;
 pub mod ranges;
 mod read_buf;
 
@@ -18,9 +19,10 @@ pub use decode::{decode, decode_opened, DecodeError, DecodeOptions, DecodeReport
 pub use encode::{encode, EncodeOptions, EncodeReport};
 pub use ranges::ByteRanges;
 
-/// Original bytes per frame. 2 MiB matches zstd's level-3 window, so independent frames
-/// lose little ratio, and keeps a frame's buffers small enough that the whole pipeline
-/// stays far below 64 MiB.
+/// Original bytes per frame. 2 MiB is the window libzstd gives level 3 on large inputs,
+/// so independent frames lose little ratio, and keeps a frame's buffers small enough
+/// that the whole pipeline stays far below 64 MiB. The compression window follows it
+/// ([`crate::compression::window_log`]).
 pub const DEFAULT_FRAME_SIZE: usize = 2 << 20;
 
 /// Original bytes per frame when frames are stored rather than compressed (input that

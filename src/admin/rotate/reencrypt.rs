@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::config::PluginConfig;
 use crate::keys::Recipients;
-use crate::pipeline::{self, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
+use crate::pipeline::{self, DecodeOptions, EncodeOptions};
 
 /// Bytes per block handed from the decoding to the encoding thread.
 const BLOCK: usize = 1 << 20;
@@ -29,19 +29,15 @@ pub fn reencrypt<R: BufRead + Send, W: Write + Send>(
     config: &PluginConfig,
 ) -> Result<(), String> {
     let (mut writer, reader) = pipe();
+    // The two pipelines run at once and share the call's memory.
     let encode_opts = EncodeOptions {
-        compression: config.compression,
-        workers: config.workers,
-        frame_size: DEFAULT_FRAME_SIZE,
-        // The two pipelines run at once and share the call's memory.
         max_memory: config.max_memory / 2,
+        ..EncodeOptions::from_config(config)
     };
     let decode_opts = DecodeOptions {
-        workers: config.workers,
-        expected_name: Some(name),
-        ranges: None,
         max_memory: config.max_memory / 2,
         check_sha256: true,
+        ..DecodeOptions::from_config(config, name)
     };
     std::thread::scope(|s| {
         let encoder = s.spawn(move || -> Result<(), String> {
