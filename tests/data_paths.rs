@@ -1,5 +1,5 @@
 //! Data through the plugin: round trips of every size and setting, subset restores, and
-//! every way a stored object can be wrong (issue 2, "Tests").
+//! every way a stored object can be wrong.
 
 mod common;
 mod plugin_support;

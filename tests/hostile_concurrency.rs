@@ -1,4 +1,4 @@
-//! Issue 5, concurrency: gpbackup runs one plugin process per table per segment, many
+//! Concurrency: gpbackup runs one plugin process per table per segment, many
 //! at once on a host, all with the same config path. 64 simultaneous backup_data calls,
 //! then 64 simultaneous restore_data calls, then concurrent backup_file/restore_file
 //! (distinct files, and the same file), and concurrent backups of the same key.

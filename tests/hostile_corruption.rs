@@ -1,4 +1,4 @@
-//! Issue 5, corruption and tampering: stored objects with a byte flipped, cut short,
+//! Corruption and tampering: stored objects with a byte flipped, cut short,
 //! extended, swapped, planted from another backup, or re-wrapped to a stranger's key.
 //!
 //! The exhaustive sweeps (every byte of the age header, the nonce and the first and last

@@ -1,4 +1,4 @@
-//! Issue 5, faults: every command that reaches the inner plugin, with an inner plugin
+//! Faults: every command that reaches the inner plugin, with an inner plugin
 //! that misbehaves on demand (the fault options of examples/local_plugin.sh), and our
 //! own process stopped by SIGTERM, SIGINT, SIGHUP or SIGKILL in the middle of a backup.
 //!

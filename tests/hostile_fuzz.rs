@@ -1,4 +1,4 @@
-//! Issue 5, fuzzing in the normal test suite: a deterministic mutator (seeded xorshift;
+//! Fuzzing in the normal test suite: a deterministic mutator (seeded xorshift;
 //! bit flips, byte sets, interesting little-endian length values, inserts, deletes,
 //! truncations, splices) over valid seeds of every parser of untrusted bytes: the
 //! object format (records, frame index), the age header, the STREAM payload, the whole

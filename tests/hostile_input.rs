@@ -1,4 +1,4 @@
-//! Issue 5, bad input: broken configs and bad arguments. Each must end, quickly, with a
+//! Bad input: broken configs and bad arguments. Each must end, quickly, with a
 //! non-zero exit and exactly one clear line on stderr naming what is wrong; never a
 //! panic or a backtrace; never a hang (every run is bounded); and no inner config
 //! left behind, no object stored.

@@ -1,4 +1,4 @@
-//! Issue 5, secrets: no identity material in the call log, in the stderr of any call
+//! Secrets: no identity material in the call log, in the stderr of any call
 //! (failing ones included), in the inner plugin's config, argv or environment; inner
 //! configs are mode 0600, unique, in $TMPDIR and removed; a group- or world-readable
 //! identity file is warned about in the log; a private key pasted where a path or a

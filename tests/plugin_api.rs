@@ -1,5 +1,5 @@
 //! The plugin API as gpbackup drives it: every command through `bash -c` against the
-//! built binary, chained to the real example inner plugin (issue 2, "Tests").
+//! built binary, chained to the real example inner plugin.
 
 mod common;
 mod plugin_support;

@@ -1,6 +1,6 @@
 //! Interoperability: stored objects recover with the stock `age` (Go reference CLI) and
 //! `zstd` tools and with the age crate; our age v1 implementation (src/age_file) agrees
-//! with both in each direction (issue 2, "Tests").
+//! with both in each direction.
 
 mod admin_support;
 mod age_layer;
