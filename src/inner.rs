@@ -228,11 +228,6 @@ impl Said {
             log.note(text);
         }
     }
-
-    /// The note for a call log, if anything was said.
-    pub fn note(self) -> Option<String> {
-        self.0
-    }
 }
 
 /// The inner plugin, ready to be called for one command.

@@ -7,9 +7,7 @@
 #![no_main]
 
 use gpbackup_age_plugin::pipeline::{decode, ByteRanges, DecodeOptions};
-use gpbackup_age_plugin_fuzz::{
-    apply_edits, fast_identities, object, seed_plaintext, split, Input,
-};
+use gpbackup_age_plugin_fuzz::{apply_edits, fast_identities, keys, seed_plaintext, split, Input};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
             )
         }
     };
-    let obj = object(&plain);
+    let obj = keys().object(&plain);
     let ids = fast_identities();
     let mut out = Vec::new();
     let opts = DecodeOptions {

@@ -119,11 +119,6 @@ impl<'p> Fetch<'p> {
         }
     }
 
-    /// Bytes read from the inner plugin so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.input.with_inner(|r| r.get_ref().count())
-    }
-
     /// True when the stored object is ASCII-armored.
     pub fn armored(&self) -> bool {
         self.input.encoding() == Encoding::Armored
