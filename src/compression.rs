@@ -24,7 +24,7 @@ pub enum Compression {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZstdLevel {
     /// No `compression_level` given: parameters chosen for table data (see
-    /// [`new_compressor`]), as small as level 3 on gpbackup's delimited text and faster.
+    /// `new_compressor`), as small as level 3 on gpbackup's delimited text and faster.
     TableData,
     /// A standard libzstd level, 1 to 19, as given.
     Level(i32),

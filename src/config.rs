@@ -64,7 +64,7 @@ pub struct PluginConfig {
 
 impl PluginConfig {
     /// Reads and validates the config at `path`: UTF-8 with or without a byte-order
-    /// mark, or UTF-16 with one, as gpbackup's parser reads it (see [`crate::text`]).
+    /// mark, or UTF-16 with one, as gpbackup's parser reads it (see the crate's `text` module).
     pub fn load(path: &Path) -> Result<PluginConfig> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read plugin config {}", path.display()))?;

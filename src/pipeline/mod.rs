@@ -1,8 +1,8 @@
 //! The frame pipelines that turn an original stream into a stored object and back.
 //!
-//! Backup ([`encode`]): the calling thread reads the input in frames and hashes it, a
+//! Backup ([`encode()`]): the calling thread reads the input in frames and hashes it, a
 //! pool of workers compresses frames independently, and an ordered writer seals them
-//! into the age payload. Restore ([`decode`]): the calling thread decrypts and splits
+//! into the age payload. Restore ([`decode()`]): the calling thread decrypts and splits
 //! the payload into frames, workers decompress them, and an ordered writer verifies and
 //! emits them. Channels between the stages are bounded, so memory does not grow with
 //! the stream. How many frames are in flight and how many workers run is planned from
