@@ -357,31 +357,3 @@ fn post_quantum_key_mistakes_are_one_clear_line() {
     assert_ok(&out);
     assert_eq!(out.stdout, b"rows");
 }
-
-#[test]
-fn the_header_writer_refuses_mixed_recipients_however_they_were_built() {
-    use gpbackup_age_plugin::age_file::{new_file_key, Header};
-    use gpbackup_age_plugin::keys::mlkem768x25519;
-    let pq =
-        || Box::new(mlkem768x25519::Identity::generate().to_public()) as Box<dyn age::Recipient>;
-    let classic =
-        || Box::new(age::x25519::Identity::generate().to_public()) as Box<dyn age::Recipient>;
-    let key = new_file_key();
-    for mixed in [vec![pq(), classic()], vec![classic(), pq(), pq()]] {
-        let err = Header::wrap(&key, &mixed)
-            .err()
-            .expect("a mixed header was written");
-        assert!(err.contains("both post-quantum and classic"), "{err}");
-    }
-    assert_eq!(
-        Header::wrap(&key, &[pq(), pq()]).unwrap().stanzas().len(),
-        2
-    );
-    assert_eq!(
-        Header::wrap(&key, &[classic(), classic()])
-            .unwrap()
-            .stanzas()
-            .len(),
-        2
-    );
-}
