@@ -275,7 +275,7 @@ fn check_unknown_own_keys(options: &BTreeMap<String, String>, path: &Path) -> Re
 /// `age_` prefix (`age_recipients`), a few letters off (`recipient`, `compresion`;
 /// one letter for short names, three for long ones), or cut short to no less than
 /// 8 letters and 60% of it (`identity`, `stall_timeout`). The closest one wins.
-pub fn near_miss(key: &str) -> Option<&'static str> {
+pub(crate) fn near_miss(key: &str) -> Option<&'static str> {
     let squashed = squash(key);
     let candidates = [
         Some(squashed.as_str()),
@@ -334,7 +334,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Expands `$VAR` and `${VAR}` as gpbackup does for `executablepath`, but refuses an
 /// unset variable instead of silently dropping it.
-pub fn expand_env(value: &str, key: &str) -> Result<String> {
+pub(crate) fn expand_env(value: &str, key: &str) -> Result<String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(pos) = rest.find('$') {

@@ -94,7 +94,7 @@ impl DecodeError {
     /// The message for a person. For an object this plugin did not write it adds the
     /// stock command that recovers it with the keyring's files (`identity_files`), the
     /// object fetched from storage as `object`.
-    pub fn explain(&self, identity_files: &[PathBuf], object: &str) -> String {
+    pub(crate) fn explain(&self, identity_files: &[PathBuf], object: &str) -> String {
         match self {
             DecodeError::Foreign => format!(
                 "{self}; recover it with the stock age CLI: {}",
@@ -106,7 +106,7 @@ impl DecodeError {
 
     /// True when the output was closed by its reader (EPIPE): the reader stopped early,
     /// which is not a failure of the restore.
-    pub fn is_reader_gone(&self) -> bool {
+    pub(crate) fn is_reader_gone(&self) -> bool {
         matches!(self, DecodeError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
     }
 }
@@ -114,7 +114,7 @@ impl DecodeError {
 /// `age -d -i IDENTITY… OBJECT > OBJECT.decrypted`: the stock command that decrypts an
 /// age file, with one `-i` per identity file (age tries each), writing beside the
 /// object, never over it. Paths are quoted for a POSIX shell where needed.
-pub fn stock_decrypt_command(identity_files: &[PathBuf], object: &str) -> String {
+pub(crate) fn stock_decrypt_command(identity_files: &[PathBuf], object: &str) -> String {
     let mut command = String::from("age -d");
     if identity_files.is_empty() {
         command.push_str(" -i IDENTITY_FILE");

@@ -67,7 +67,7 @@ impl std::error::Error for EncodeError {}
 
 /// True when the input is already compressed, judged from the object's name (gpbackup
 /// names its gzip and zstd outputs `.gz` and `.zst`) or from its first bytes.
-pub fn looks_compressed(name: &str, head: &[u8]) -> bool {
+pub(crate) fn looks_compressed(name: &str, head: &[u8]) -> bool {
     const SUFFIXES: &[&str] = &[".gz", ".zst", ".zstd", ".bz2", ".xz", ".lz4"];
     const MAGICS: &[&[u8]] = &[
         &[0x1f, 0x8b],                         // gzip

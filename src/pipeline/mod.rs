@@ -48,7 +48,7 @@ pub const DEFAULT_WORKERS_CAP: usize = 4;
 /// library reads them) up to [`DEFAULT_WORKERS_CAP`]. Asking the system costs a few
 /// file reads (cgroup quotas), so it is only done when a stream turns out to need
 /// threads.
-pub fn resolve_workers(configured: usize) -> usize {
+pub(crate) fn resolve_workers(configured: usize) -> usize {
     match configured {
         0 => std::thread::available_parallelism()
             .map_or(1, |n| n.get())
