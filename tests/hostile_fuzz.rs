@@ -351,11 +351,8 @@ fn the_restore_pipeline_bounds_what_an_authenticated_hostile_object_allocates() 
     let obj = s.object(&plain);
     assert!(obj.len() < 64 * KIB, "{}", obj.len());
     let opts = DecodeOptions {
-        workers: 1,
-        expected_name: Some(NAME),
-        ranges: None,
-        max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
         check_sha256: false,
+        ..DecodeOptions::checking(Some(NAME), 1)
     };
     let mut sink = CountingSink(0);
     let (r, largest) = largest_allocation(|| decode(&obj[..], &mut sink, &s.identities(), &opts));
@@ -414,11 +411,8 @@ fn mutated_plaintexts_through_the_whole_restore_pipeline() {
     for (seed, original) in plaintext_seeds() {
         let mut out = Vec::new();
         let opts = DecodeOptions {
-            workers: 2,
-            expected_name: Some(NAME),
-            ranges: None,
-            max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
             check_sha256: false,
+            ..DecodeOptions::checking(Some(NAME), 2)
         };
         decode(&s.object(&seed)[..], &mut out, &ids, &opts).expect("a valid seed restores");
         assert_eq!(out, original);
@@ -426,13 +420,10 @@ fn mutated_plaintexts_through_the_whole_restore_pipeline() {
             let m = mutate(&mut rng, &seed);
             let obj = s.object(&m);
             let opts = DecodeOptions {
-                workers: 1 + n % 2,
-                expected_name: Some(NAME),
-                ranges: None,
-                max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
                 // Both ways a restore may run (the SHA-256 asked for, or left to the
                 // frames' content checksums where they carry them).
                 check_sha256: n % 3 == 0,
+                ..DecodeOptions::checking(Some(NAME), 1 + n % 2)
             };
             let mut out = Vec::new();
             let (r, largest) = largest_allocation(|| decode(&obj[..], &mut out, &ids, &opts));

@@ -29,13 +29,10 @@ fuzz_target!(|data: &[u8]| {
     let ids = fast_identities();
     let mut out = Vec::new();
     let opts = DecodeOptions {
-        workers,
-        expected_name: Some(name),
-        ranges: None,
-        max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
         // Both ways a restore may run: the SHA-256 as asked for, or left to the frames'
         // content checksums where they carry them.
         check_sha256: workers == 1,
+        ..DecodeOptions::checking(Some(name), workers)
     };
     let full = decode(&obj[..], &mut out, &ids, &opts);
     if let Some(original) = &original {

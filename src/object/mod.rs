@@ -23,8 +23,8 @@ mod records;
 mod stored;
 
 pub use records::{FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer, Record};
-pub(crate) use stored::{emit_stored_frame, stored_frame_len};
 pub use stored::write_stored_frame;
+pub(crate) use stored::{emit_stored_frame, stored_frame_len};
 
 use std::fmt;
 use std::io::{self, Read};
