@@ -270,14 +270,6 @@ pub fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777
 }
 
-/// A config text with the harness's default options plus `extra` raw YAML lines.
-pub fn config_text(h: &Harness, extra_lines: &str) -> String {
-    format!(
-        "executablepath: {BIN}\noptions:\n{}{extra_lines}",
-        default_option_lines(h)
-    )
-}
-
 /// The demo identities, loaded by the crate itself.
 pub fn demo_keyring() -> gpbackup_age_plugin::keys::Keyring {
     gpbackup_age_plugin::keys::Keyring::load(

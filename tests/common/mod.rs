@@ -94,7 +94,24 @@ impl Harness {
     /// Writes the config: the default options, overridden or extended by `extra`; an
     /// option given as ("key", "") is left out.
     pub fn write_config(&self, extra: &[(&str, &str)]) {
-        let mut options: Vec<(String, String)> = vec![
+        let mut options = self.default_options();
+        for (k, v) in extra {
+            options.retain(|(key, _)| key != k);
+            if !v.is_empty() {
+                options.push((k.to_string(), v.to_string()));
+            }
+        }
+        let text = format!(
+            "executablepath: {BIN}\noptions:\n{}",
+            option_lines(&options)
+        );
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    /// The default options: the local plugin as the inner plugin, the demo keys (the
+    /// identity a private copy), this harness's storage root.
+    fn default_options(&self) -> Vec<(String, String)> {
+        vec![
             (
                 "inner_executablepath".into(),
                 local_plugin().display().to_string(),
@@ -109,21 +126,7 @@ impl Harness {
             ),
             ("root".into(), self.storage().display().to_string()),
             ("pgport".into(), "5432".into()),
-        ];
-        for (k, v) in extra {
-            options.retain(|(key, _)| key != k);
-            if !v.is_empty() {
-                options.push((k.to_string(), v.to_string()));
-            }
-        }
-        let mut text = format!("executablepath: {BIN}\noptions:\n");
-        for (k, v) in options {
-            text.push_str(&format!(
-                "  {k}: \"{}\"\n",
-                v.replace('\\', "\\\\").replace('"', "\\\"")
-            ));
-        }
-        std::fs::write(&self.config, text).expect("write config");
+        ]
     }
 
     /// The backup directory of a segment (content -1 is the coordinator) for backup
@@ -316,4 +319,30 @@ pub fn age_header_len(object: &[u8]) -> usize {
 /// payload nonce.
 pub fn payload_start(object: &[u8]) -> usize {
     age_header_len(object) + gpbackup_age_plugin::age_file::NONCE_SIZE
+}
+
+/// YAML lines under `options:` for `options`, each value double-quoted.
+pub fn option_lines(options: &[(String, String)]) -> String {
+    options
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "  {k}: \"{}\"\n",
+                v.replace('\\', "\\\\").replace('"', "\\\"")
+            )
+        })
+        .collect()
+}
+
+/// The default option lines of the harness config, as YAML lines under `options:`.
+pub fn default_option_lines(h: &Harness) -> String {
+    option_lines(&h.default_options())
+}
+
+/// A config text with the harness's default options plus `extra_lines` raw YAML lines.
+pub fn config_text(h: &Harness, extra_lines: &str) -> String {
+    format!(
+        "executablepath: {BIN}\noptions:\n{}{extra_lines}",
+        default_option_lines(h)
+    )
 }

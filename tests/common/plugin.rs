@@ -100,17 +100,6 @@ pub fn write_raw_config(h: &Harness, text: &str) {
     std::fs::write(&h.config, text).expect("write config");
 }
 
-/// The default option lines of the harness config, as YAML lines under `options:`.
-pub fn default_option_lines(h: &Harness) -> String {
-    format!(
-        "  inner_executablepath: \"{}\"\n  recipients_file: \"{}\"\n  identity_file: \"{}\"\n  root: \"{}\"\n",
-        local_plugin().display(),
-        demo_recipients().display(),
-        demo_identity().display(),
-        h.storage().display()
-    )
-}
-
 /// Runs a script through bash with HOME set and stdin closed-empty, like `run_in`, but
 /// with extra environment variables for the plugin.
 pub fn run_env(home: &Path, script: &str, stdin: &[u8], env: &[(&str, &Path)]) -> Output {
