@@ -46,12 +46,7 @@ impl PayloadKey {
     /// checked. These are the rules a reader of the whole payload applies
     /// ([`StreamOpener`]), to the same chunks in the same order, so damage at the ends
     /// gets the same verdict from both.
-    pub(crate) fn check_ends(
-        &self,
-        len: u64,
-        first: &[u8],
-        last: &[u8],
-    ) -> Result<(), StreamError> {
+    pub fn check_ends(&self, len: u64, first: &[u8], last: &[u8]) -> Result<(), StreamError> {
         let chunk = ENCRYPTED_CHUNK_SIZE as u64;
         // An empty payload lacks even the empty last chunk's tag.
         let final_index = len.saturating_sub(1) / chunk;
