@@ -113,7 +113,7 @@ def main():
          None),
     ]
     # A subset restore of 1 KB near the end against a full restore, by each build: a
-    # full restore that gets faster shrinks this ratio (the target is 3x).
+    # full restore that gets faster shrinks this ratio (the target is 3x).
     offsets = os.path.join(work, "offsets")
     with open(offsets, "w") as f:
         f.write(f"1 {sizes['csv'] - 5000} {sizes['csv'] - 4000}\n")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How fast the kernel copies a `read` into a buffer, by where the buffer starts in its page.
 
-Why `src/read_buf.rs` exists: glibc puts large buffers 16 bytes past a page boundary, and
-on some CPUs (this project's AMD EPYC) the kernel's copy into such a buffer from the page
+Why `src/pipeline/read_buf.rs` exists: glibc puts large buffers 16 bytes past a page
+boundary, and on some CPUs the kernel's copy into such a buffer from the page
 cache or a pipe is several times slower than into an aligned one. This reads FILE in
 128 KiB reads into a buffer starting at each page offset and prints the time per offset
 and its ratio to offset 0, measured in the same run (best of --rounds, offsets taking

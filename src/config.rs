@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub use crate::compression::{Compression, ZstdLevel};
 use crate::message::io_reason;
 
 mod yaml;
@@ -35,26 +36,6 @@ pub const OWN_OPTIONS: &[&str] = &[
 /// rather than forwarded: `backup_plugin_version` is the version of the plugin named in
 /// `executablepath` when the backup was taken, i.e. ours, not the inner plugin's.
 const GPBACKUP_OWN_OPTIONS: &[&str] = &["backup_plugin_version"];
-
-/// How frames are compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// zstd with these settings; already-compressed input is still stored as is.
-    Zstd(ZstdLevel),
-    /// Never compress: every frame is stored (encryption only).
-    None,
-}
-
-/// The zstd settings of compressed frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ZstdLevel {
-    /// No `compression_level` given: parameters chosen for table data (see
-    /// `pipeline::encode::TABLE_DATA_PARAMETERS`), as small as level 3 on gpbackup's
-    /// delimited text and faster.
-    TableData,
-    /// A standard libzstd level, 1 to 19, as given.
-    Level(i32),
-}
 
 /// A validated plugin config.
 #[derive(Debug, Clone)]
@@ -83,7 +64,7 @@ pub struct PluginConfig {
 
 impl PluginConfig {
     /// Reads and validates the config at `path`: UTF-8 with or without a byte-order
-    /// mark, or UTF-16 with one, as gpbackup's parser reads it (see [`crate::text`]).
+    /// mark, or UTF-16 with one, as gpbackup's parser reads it (see the crate's `text` module).
     pub fn load(path: &Path) -> Result<PluginConfig> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read plugin config {}", path.display()))?;
@@ -138,23 +119,10 @@ impl PluginConfig {
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
-        let level = match take("compression_level") {
-            Some(v) => {
-                let level: i32 = v.trim().parse().map_err(|_| {
-                    anyhow!("option compression_level: '{v}' is not a number (1 to 19)")
-                })?;
-                if !(1..=19).contains(&level) {
-                    bail!("option compression_level: {level} is out of range (1 to 19)");
-                }
-                ZstdLevel::Level(level)
-            }
-            None => ZstdLevel::TableData,
-        };
-        let compression = match take("compression").as_deref().map(str::trim) {
-            None | Some("zstd") => Compression::Zstd(level),
-            Some("none") => Compression::None,
-            Some(other) => bail!("option compression: '{other}' is not one of zstd, none"),
-        };
+        let compression = Compression::from_options(
+            take("compression").as_deref(),
+            take("compression_level").as_deref(),
+        )?;
         let workers = match take("workers") {
             Some(v) => {
                 let n: usize = v
@@ -307,7 +275,7 @@ fn check_unknown_own_keys(options: &BTreeMap<String, String>, path: &Path) -> Re
 /// `age_` prefix (`age_recipients`), a few letters off (`recipient`, `compresion`;
 /// one letter for short names, three for long ones), or cut short to no less than
 /// 8 letters and 60% of it (`identity`, `stall_timeout`). The closest one wins.
-pub fn near_miss(key: &str) -> Option<&'static str> {
+pub(crate) fn near_miss(key: &str) -> Option<&'static str> {
     let squashed = squash(key);
     let candidates = [
         Some(squashed.as_str()),
@@ -366,7 +334,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Expands `$VAR` and `${VAR}` as gpbackup does for `executablepath`, but refuses an
 /// unset variable instead of silently dropping it.
-pub fn expand_env(value: &str, key: &str) -> Result<String> {
+pub(crate) fn expand_env(value: &str, key: &str) -> Result<String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(pos) = rest.find('$') {

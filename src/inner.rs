@@ -228,11 +228,6 @@ impl Said {
             log.note(text);
         }
     }
-
-    /// The note for a call log, if anything was said.
-    pub fn note(self) -> Option<String> {
-        self.0
-    }
 }
 
 /// The inner plugin, ready to be called for one command.
@@ -268,7 +263,7 @@ impl InnerPlugin {
     }
 
     /// Spawns `cmd` with its stderr captured: through a pipe drained by a thread when
-    /// `hold` is given (kept open until that pipe closes, see [`InnerPlugin::writer`]),
+    /// `hold` is given (kept open until that pipe closes, see [`InnerPlugin::backup_data`]),
     /// otherwise into an unnamed temporary file (in the same place as the configs) read
     /// once the child is gone, which needs no thread and can never block the child; we
     /// keep its first 16 KiB, and a child that writes gigabytes there fills that file

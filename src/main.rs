@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use gpbackup_age_plugin::cli::Cli;
 
 fn main() -> ExitCode {
-    if let Some(code) = gpbackup_age_plugin::inner::keeper::run_if_requested() {
+    if let Some(code) = gpbackup_age_plugin::run_keeper_if_requested() {
         std::process::exit(code);
     }
     let cli = match Cli::parse_args() {
         Ok(cli) => cli,
-        Err(e) => return gpbackup_age_plugin::commands::usage_error(e),
+        Err(e) => return gpbackup_age_plugin::usage_error(e),
     };
-    match gpbackup_age_plugin::commands::run(cli) {
+    match gpbackup_age_plugin::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!(

@@ -1,9 +1,7 @@
 //! `inspect`: what a stored object says about itself, with and without a key.
 
-mod admin_support;
 mod common;
 
-use admin_support::*;
 use common::*;
 use sha2::{Digest, Sha256};
 

@@ -1,12 +1,10 @@
 //! `keygen`: a new identity in age-keygen's format, mode 0600, never overwriting.
 
-mod admin_support;
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use admin_support::*;
 use common::*;
 
 #[test]

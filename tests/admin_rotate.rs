@@ -2,13 +2,11 @@
 //! by re-wrapping headers (or re-encrypting), interrupted and re-run with an inner
 //! plugin that overwrites in place, and streamed for an atomic one.
 
-mod admin_support;
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use admin_support::*;
 use common::*;
 
 const TS1: &str = "20250101010101";
@@ -19,7 +17,7 @@ fn snapshot(h: &Harness, set: &SimBackup) -> BTreeMap<String, Vec<u8>> {
     set.objects
         .keys()
         .map(|name| {
-            let bytes = std::fs::read(stored_at(h, set.ts, name))
+            let bytes = std::fs::read(h.stored_at(set.ts, name))
                 .unwrap_or_else(|e| panic!("stored object {name}: {e}"));
             (name.clone(), bytes)
         })
@@ -40,7 +38,7 @@ fn stock_restore(identity: &Path, object: &Path) -> Option<Vec<u8>> {
 /// The original of every object restores through the plugin with the config's keys.
 fn assert_restores(h: &Harness, set: &SimBackup) {
     for (name, original) in &set.objects {
-        let key = seg_dir(h, 0, set.ts).join(name).display().to_string();
+        let key = h.seg_dir(0, set.ts).join(name).display().to_string();
         let out = h.restore_data(&key);
         assert_ok(&out);
         assert_eq!(&out.stdout, original, "{name} restores to its original");
@@ -100,7 +98,7 @@ fn rotation_rewraps_every_object_of_both_layouts_from_a_to_b() {
         let after = snapshot(&h, set);
         for (name, old) in before {
             let new = &after[name];
-            let object = stored_at(&h, set.ts, name);
+            let object = h.stored_at(set.ts, name);
             assert_ne!(old, new, "{name} was rewritten");
             assert_eq!(
                 &old[age_header_len(old)..],
@@ -108,11 +106,11 @@ fn rotation_rewraps_every_object_of_both_layouts_from_a_to_b() {
                 "{name}: every byte after the header is unchanged"
             );
             assert!(
-                age_decrypt(&a.identity, &object).is_none(),
+                age_cli_decrypt(&a.identity, &object).is_none(),
                 "{name}: A no longer opens it"
             );
             assert!(
-                age_decrypt(&b.identity, &object).is_some(),
+                age_cli_decrypt(&b.identity, &object).is_some(),
                 "{name}: B opens it"
             );
             assert_eq!(
@@ -217,7 +215,7 @@ fn interrupted_rotation_with_a_naive_inner_plugin_loses_nothing_and_a_rerun_comp
     let data = set.data_objects();
     assert_eq!(data.len(), 6);
     for name in &data {
-        assert!(std::fs::metadata(stored_at(&h, TS1, name)).unwrap().len() > 20_000);
+        assert!(std::fs::metadata(h.stored_at(TS1, name)).unwrap().len() > 20_000);
     }
 
     // 1. The inner plugin overwrites in place (cat > object) and fails after 8000 bytes
@@ -247,7 +245,7 @@ fn interrupted_rotation_with_a_naive_inner_plugin_loses_nothing_and_a_rerun_comp
     }
     for name in &data {
         assert_eq!(
-            std::fs::metadata(stored_at(&h, TS1, name)).unwrap().len(),
+            std::fs::metadata(h.stored_at(TS1, name)).unwrap().len(),
             8000
         );
     }
@@ -315,7 +313,7 @@ fn interrupted_rotation_with_a_naive_inner_plugin_loses_nothing_and_a_rerun_comp
     ok(&admin(&h, &["verify", h.config.to_str().unwrap(), TS1]));
     for name in set.objects.keys() {
         assert!(
-            age_decrypt(&a.identity, &stored_at(&h, TS1, name)).is_none(),
+            age_cli_decrypt(&a.identity, &h.stored_at(TS1, name)).is_none(),
             "{name}"
         );
     }
@@ -361,8 +359,8 @@ fn reencrypt_replaces_the_payload_and_still_restores() {
             &new[age_header_len(new)..],
             "{name}: a new payload under a new file key"
         );
-        let object = stored_at(&h, TS2, name);
-        assert!(age_decrypt(&a.identity, &object).is_none(), "{name}");
+        let object = h.stored_at(TS2, name);
+        assert!(age_cli_decrypt(&a.identity, &object).is_none(), "{name}");
         assert_eq!(
             stock_restore(&b.identity, &object).as_ref(),
             Some(&set.objects[name])
@@ -404,7 +402,7 @@ fn streaming_rotation_for_an_atomic_inner_plugin() {
     use_keys(&h, &[&c], &[&c], &[]);
     assert_restores(&h, &set);
     for name in set.objects.keys() {
-        assert!(age_decrypt(&b.identity, &stored_at(&h, TS1, name)).is_none());
+        assert!(age_cli_decrypt(&b.identity, &h.stored_at(TS1, name)).is_none());
     }
 }
 
@@ -435,7 +433,7 @@ fn rotation_errors_name_the_object_or_option() {
     // One object encrypted to someone else: only that object fails, by name.
     let victim = &set.data_objects()[0].to_string();
     use_keys(&h, &[&stranger], &[&stranger], &[]);
-    let key = seg_dir(&h, 0, TS1).join(victim).display().to_string();
+    let key = h.seg_dir(0, TS1).join(victim).display().to_string();
     assert_ok(&h.backup_data(&key, &set.objects[victim]));
     use_keys(&h, &[&b], &[&b, &a], &[]);
     let out = rotate(&h, &[], &[TS1]);

@@ -6,13 +6,11 @@
 //! the disk's noise stays out of the numbers), `GPBACKUP_AGE_BENCH_MIB` the object size
 //! (default 1024), `GPBACKUP_AGE_BENCH_ROUNDS` the rounds (default 3).
 
-mod admin_support;
 mod common;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use admin_support::*;
 use common::*;
 
 const TS: &str = "20250101010101";
@@ -68,8 +66,8 @@ fn rotating_a_large_object_costs_little_more_than_copying_it() {
     );
 
     // A backup set whose one table holds `mib` MiB of incompressible (gzip-like) data.
-    let seg = seg_dir(&h, 0, TS);
-    let coord = seg_dir(&h, -1, TS);
+    let seg = h.seg_dir(0, TS);
+    let coord = h.seg_dir(-1, TS);
     std::fs::create_dir_all(&coord).unwrap();
     let name = format!("gpbackup_0_{TS}_16384.gz");
     let key = seg.join(&name).display().to_string();
@@ -81,7 +79,7 @@ fn rotating_a_large_object_costs_little_more_than_copying_it() {
     assert!(run_in(&h.home(), &script, b"").status.success());
     // The same coordinator files in a second, metadata-only set: rotating it measures
     // the fixed cost of a set (discovery, five small objects, process starts).
-    let coord2 = seg_dir(&h, -1, TS2);
+    let coord2 = h.seg_dir(-1, TS2);
     std::fs::create_dir_all(&coord2).unwrap();
     for (file, text) in [
         ("config.yaml", format!("compressed: true\ncompressiontype: gzip\nsegmentcount: 1\nsingledatafile: false\nmetadataonly: true\ntimestamp: \"{TS2}\"\n")),

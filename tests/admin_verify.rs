@@ -1,13 +1,9 @@
 //! `verify`: every object of a backup set checked end to end; failures named one per
 //! line, a summary, and a non-zero exit.
 
-mod admin_support;
 mod common;
-mod plugin_support;
 
-use admin_support::*;
 use common::*;
-use plugin_support::call_log_lines;
 
 const TS: &str = "20250101010101";
 
@@ -42,17 +38,17 @@ fn verify_passes_a_good_set_and_names_each_bad_object() {
     // One byte flipped inside one data object's payload.
     let data = set.data_objects();
     let flipped = data[1].clone();
-    let path = stored_at(&h, TS, &flipped);
+    let path = h.stored_at(TS, &flipped);
     let mut bytes = std::fs::read(&path).unwrap();
     let at = age_header_len(&bytes) + 40;
     bytes[at] ^= 0x20;
     std::fs::write(&path, &bytes).unwrap();
     // One object swapped for another one's ciphertext.
     let swapped = data[2].clone();
-    std::fs::copy(stored_at(&h, TS, data[3]), stored_at(&h, TS, &swapped)).unwrap();
+    std::fs::copy(h.stored_at(TS, data[3]), h.stored_at(TS, &swapped)).unwrap();
     // One object missing.
     let missing = format!("gpbackup_{TS}_report");
-    std::fs::remove_file(stored_at(&h, TS, &missing)).unwrap();
+    std::fs::remove_file(h.stored_at(TS, &missing)).unwrap();
 
     let out = verify(&h, &["--parallel", "2"]);
     assert!(!out.status.success());
@@ -123,7 +119,7 @@ fn segments_are_counted_by_probing_when_config_yaml_predates_segmentcount() {
         .filter(|l| !l.starts_with("segmentcount:"))
         .map(|l| format!("{l}\n"))
         .collect();
-    let path = seg_dir(&h, -1, TS).join(&name);
+    let path = h.seg_dir(-1, TS).join(&name);
     std::fs::write(&path, old).unwrap();
     assert_ok(&h.call("backup_file", &path.display().to_string(), b""));
     let text = ok(&verify(&h, &[]));
@@ -159,7 +155,8 @@ fn inner_warnings_land_on_the_log_line_of_their_own_object() {
     std::fs::set_permissions(&chatty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let chatty = chatty.display().to_string();
     let check = |command: &str, reads: &[&str]| {
-        let lines: Vec<String> = call_log_lines(&h)
+        let lines: Vec<String> = h
+            .call_log_lines()
             .into_iter()
             .filter(|l| l.contains(&format!(" command={command} ")))
             .collect();

@@ -1,8 +1,7 @@
 //! Data through the plugin: round trips of every size and setting, subset restores, and
-//! every way a stored object can be wrong (issue 2, "Tests").
+//! every way a stored object can be wrong.
 
 mod common;
-mod plugin_support;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -12,7 +11,6 @@ use gpbackup_age_plugin::pipeline::DEFAULT_FRAME_SIZE as FRAME;
 use sha2::{Digest, Sha256};
 
 use common::*;
-use plugin_support::*;
 
 #[track_caller]
 fn round_trip(h: &Harness, key: &str, data: &[u8]) {
@@ -128,7 +126,7 @@ fn stream_round_trip(h: &Harness, key: &str, len: usize, seed: u64) -> u64 {
     assert_eq!(got, len, "restored length");
     let restored: [u8; 32] = hasher.finalize().into();
     assert!(restored == sent, "SHA-256 of the restored stream differs");
-    std::fs::metadata(stored_any(h, key)).unwrap().len()
+    std::fs::metadata(h.stored(key)).unwrap().len()
 }
 
 #[test]
@@ -637,7 +635,7 @@ fn no_plaintext_reaches_storage_the_inner_config_or_the_log() {
     // the call log.
     assert_eq!(files_under(&h.storage()).len(), 4);
     assert_eq!(rec.configs().len(), 6);
-    assert_eq!(call_log_lines(&h).len(), 6);
+    assert_eq!(h.call_log_lines().len(), 6);
     assert_eq!(searched.len(), 4 + 2 * 6 + 2 + 1, "{searched:#?}");
     assert!(
         files_under(&tmp).is_empty(),

@@ -11,14 +11,10 @@
 //! stored the way gpbackup stores them. Expected output is computed here by slicing
 //! the originals.
 
-mod admin_support;
 mod common;
-mod plugin_support;
 
-use admin_support::*;
 use common::*;
 use gpbackup_age_plugin::pipeline::{DEFAULT_FRAME_SIZE as FRAME, STORED_FRAME_SIZE as STORED};
-use plugin_support::{csv_bytes, gzip, subset};
 
 const TS: &str = "20250303030303";
 
@@ -91,7 +87,7 @@ fn offsets_text(ranges: &[(usize, usize)]) -> String {
 }
 
 fn key_of(h: &Harness, content: usize) -> String {
-    seg_dir(h, content as i32, TS)
+    h.seg_dir(content as i32, TS)
         .join(format!("gpbackup_{content}_{TS}"))
         .display()
         .to_string()
@@ -181,7 +177,7 @@ fn every_object_shape_with_every_legal_range_shape_through_every_command() {
 
     // inspect: every shape verifies, with its length; the empty one says so.
     for (c, (shape, data)) in shapes.iter().enumerate() {
-        let stored = stored_at(&h, TS, &format!("gpbackup_{c}_{TS}"));
+        let stored = h.stored_at(TS, &format!("gpbackup_{c}_{TS}"));
         let text = ok(&admin(
             &h,
             &[

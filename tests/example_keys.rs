@@ -108,7 +108,7 @@ fn alnum_words(line: &str) -> impl Iterator<Item = (usize, &str)> {
 /// The demo keys: every key in `keys/demo-only-*`.
 fn demo_keys() -> Vec<String> {
     let mut keys = Vec::new();
-    for path in files_under(&repo().join("keys")) {
+    for path in repo_files_under(&repo().join("keys")) {
         if is_demo_key_file(&path) {
             let text = std::fs::read_to_string(&path).expect("read a demo key file");
             keys.extend(parseable_keys(&text).into_iter().map(|f| f.key));
@@ -126,7 +126,7 @@ fn is_demo_key_file(path: &Path) -> bool {
 }
 
 /// Every regular file under `dir`, recursively, skipping build output and VCS data.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+fn repo_files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return files;
@@ -139,7 +139,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
                 name,
                 "target" | ".git" | "corpus" | "artifacts" | "node_modules"
             ) {
-                files.extend(files_under(&path));
+                files.extend(repo_files_under(&path));
             }
         } else if path.is_file() {
             files.push(path);
@@ -158,7 +158,7 @@ fn documents() -> Vec<PathBuf> {
             .iter()
             .any(|d| p.starts_with(root.join(d)))
     };
-    files_under(&root)
+    repo_files_under(&root)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "md") || in_doc_dir(p))
         .filter(|p| !is_demo_key_file(p))

@@ -6,13 +6,11 @@
 //! real inner plugin process.
 
 mod common;
-mod hostile_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use hostile_support::*;
 
 /// Every option of gpbackup_s3_plugin: the yaml tags of its `PluginOptions` struct
 /// (apache/cloudberry-backup, plugins/s3plugin/s3plugin.go; the same in
@@ -144,7 +142,7 @@ fn every_option_of_the_s3_and_dd_boost_plugins_reaches_the_inner_plugin_unchange
         ),
         ("delete_backup", TS.to_string()),
     ] {
-        assert_success(&call_bounded(&h, command, &rest, b"table rows"));
+        assert_ok(&call_bounded(&h, command, &rest, b"table rows"));
         let got = received_options(&received, command);
         assert_eq!(
             got, expected,
@@ -195,9 +193,9 @@ fn near_misses_of_our_own_options_are_still_refused_with_a_hint() {
 fn round_trips(h: &Harness, config: &[u8], data: &[u8]) {
     std::fs::write(&h.config, config).unwrap();
     let key = h.data_key(0, 16384);
-    assert_success(&call_bounded(h, "backup_data", &key, data));
+    assert_ok(&call_bounded(h, "backup_data", &key, data));
     let out = call_bounded(h, "restore_data", &key, b"");
-    assert_success(&out);
+    assert_ok(&out);
     assert_eq!(out.stdout, data);
 }
 
@@ -307,13 +305,7 @@ fn configs_people_get_wrong_are_refused_in_words() {
 /// The demo identity's text and recipient.
 fn demo_keys() -> (String, String) {
     let identity = std::fs::read_to_string(demo_identity()).unwrap();
-    let recipient = std::fs::read_to_string(demo_recipients())
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("age1"))
-        .unwrap()
-        .to_string();
-    (identity, recipient)
+    (identity, demo_recipient_line())
 }
 
 /// Writes a key file (mode 0600) under the harness.
@@ -345,7 +337,8 @@ fn key_files_with_a_byte_order_mark_crlf_and_comments_work() {
         stock.status.success(),
         "stock age reads the CRLF identity too"
     );
-    assert!(log_lines(&h)
+    assert!(h
+        .call_log_lines()
         .iter()
         .all(|l| !l.contains("stock `age -d -i` refuses")));
 
@@ -360,11 +353,11 @@ fn key_files_with_a_byte_order_mark_crlf_and_comments_work() {
     h.write_config(&[("identity_file", &ids), ("recipients_file", &rcp)]);
     round_trips(&h, &std::fs::read(&h.config).unwrap(), b"more rows");
     assert!(
-        log_lines(&h).iter().any(|l| l.contains(
+        h.call_log_lines().iter().any(|l| l.contains(
             "has a byte-order mark, which this plugin ignores but stock `age -d -i` refuses"
         )),
         "{:?}",
-        log_lines(&h)
+        h.call_log_lines()
     );
 }
 
@@ -448,7 +441,7 @@ fn operator_commands_name_their_own_flags() {
         assert!(!line.contains("option identity_file"), "{line}");
     }
     let key = h.data_key(0, 16384);
-    assert_success(&call_bounded(&h, "backup_data", &key, b"rows"));
+    assert_ok(&call_bounded(&h, "backup_data", &key, b"rows"));
     let object = h.stored(&key).display().to_string();
     let out = operator(&h, &["inspect", &object, "--identity", &missing]);
     assert_one_line_failure(&out, &["--identity", "cannot read it: no such file"]);

@@ -5,7 +5,6 @@
 //! HOME.
 
 mod common;
-mod hostile_support;
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -14,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use hostile_support::*;
 
 /// A parent like gpbackup_helper: starts the plugin with `bash -c` and a pipe on its
 /// stdin, writes the stream, then either closes the pipe and waits for the plugin
@@ -61,7 +59,7 @@ fn fed_backup(h: &Harness, key: &str, data: &[u8], mode: &str) -> (i32, String) 
 }
 
 fn backup_lines(h: &Harness) -> Vec<String> {
-    log_lines(h)
+    h.call_log_lines()
         .into_iter()
         .filter(|l| l.contains("command=backup_data"))
         .collect()
@@ -104,7 +102,7 @@ fn an_aborted_feeder_commits_nothing_and_a_complete_one_commits_everything() {
         let (status, err) = fed_backup(&h, &key, &data, "complete");
         assert_eq!((status, err.as_str()), (0, ""), "{size}");
         let back = call_bounded(&h, "restore_data", &key, b"");
-        assert_success(&back);
+        assert_ok(&back);
         assert!(back.stdout == data, "{size}: the complete stream restores");
     }
 }
@@ -134,7 +132,7 @@ fn a_busy_inner_plugin_is_never_killed_by_the_stall_timeout() {
     let h = Harness::new(&[]);
     let key = h.data_key(0, 16384);
     let data = random_bytes(2 << 20, 5);
-    assert_success(&call_bounded(&h, "backup_data", &key, &data));
+    assert_ok(&call_bounded(&h, "backup_data", &key, &data));
 
     // Downloading before its first byte to us, for at least three times the timeout
     // (bash counts whole seconds from its start).
@@ -145,7 +143,7 @@ fn a_busy_inner_plugin_is_never_killed_by_the_stall_timeout() {
     ]);
     let started = Instant::now();
     let out = call_bounded(&h, "restore_data", &key, b"");
-    assert_success(&out);
+    assert_ok(&out);
     assert!(out.stdout == data);
     assert!(
         started.elapsed() >= Duration::from_secs(3),
@@ -169,10 +167,10 @@ fn a_busy_inner_plugin_is_never_killed_by_the_stall_timeout() {
     let key = h.data_key(0, 16385);
     for size in [1000, 2 << 20] {
         let data = random_bytes(size, 6);
-        assert_success(&call_bounded(&h, "backup_data", &key, &data));
+        assert_ok(&call_bounded(&h, "backup_data", &key, &data));
         h.write_config(&[]);
         let back = call_bounded(&h, "restore_data", &key, b"");
-        assert_success(&back);
+        assert_ok(&back);
         assert!(back.stdout == data);
         h.write_config(&[
             ("stall_timeout_seconds", "1"),
@@ -185,7 +183,7 @@ fn a_busy_inner_plugin_is_never_killed_by_the_stall_timeout() {
 fn a_stuck_inner_plugin_is_killed_by_the_stall_timeout() {
     let h = Harness::new(&[]);
     let key = h.data_key(0, 16384);
-    assert_success(&call_bounded(&h, "backup_data", &key, b"rows"));
+    assert_ok(&call_bounded(&h, "backup_data", &key, b"rows"));
     for (command, stdin) in [("restore_data", &b""[..]), ("backup_data", &b"rows"[..])] {
         let stuck = wrapped_inner(&h, "stuck", command, "sleep 20");
         h.write_config(&[
@@ -215,9 +213,7 @@ fn a_stuck_inner_plugin_is_killed_by_the_stall_timeout() {
 /// piped (stdin) or discarded, in a process group of its own.
 fn spawn_script(h: &Harness, script: &str, stdin: Stdio) -> Child {
     std::fs::create_dir_all(h.home()).unwrap();
-    Command::new("bash")
-        .arg("-c")
-        .arg(script)
+    gpbackup_shell(script)
         .env("HOME", h.home())
         .env("TMPDIR", tmpdir(h))
         .stdin(stdin)
@@ -275,9 +271,9 @@ fn under_nohup_a_hangup_ends_neither_the_call_nor_its_inner_plugin() {
     stdin.write_all(&data[1 << 20..]).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    assert_success(&out);
+    assert_ok(&out);
     let back = call_bounded(&h, "restore_data", &key, b"");
-    assert_success(&back);
+    assert_ok(&back);
     assert!(back.stdout == data);
 
     // Without nohup a hangup still stops the call, leaving nothing committed.
@@ -286,6 +282,10 @@ fn under_nohup_a_hangup_ends_neither_the_call_nor_its_inner_plugin() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&data[..1 << 20]).unwrap();
     inner_writer_pid(&h, &key);
+    assert!(
+        !ignores_sighup(child.id()),
+        "SIGHUP is ignored without nohup: the test could not stop the call"
+    );
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
         hup,
@@ -314,7 +314,7 @@ fn hanging_inner(h: &Harness) -> (PathBuf, PathBuf) {
 
 /// Inner configs (any of our naming) in the harness's TMPDIR.
 fn inner_configs(h: &Harness) -> Vec<PathBuf> {
-    files_in(&tmpdir(h))
+    files_under(&tmpdir(h))
         .into_iter()
         .filter(|p| {
             p.file_name()
@@ -399,7 +399,7 @@ fn a_config_left_by_a_killed_call_is_removed_by_the_next_call_and_a_live_ones_ne
     // A call of another command while that one is alive (its inner plugin hangs):
     // the live call's config stays, and so does everything that is not ours.
     let out = call_bounded(&h, "backup_data", &h.data_key(0, 2), b"rows");
-    assert_success(&out);
+    assert_ok(&out);
     assert!(live_config.exists(), "a live call's config was removed");
     for f in &foreign {
         assert!(

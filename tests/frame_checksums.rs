@@ -11,24 +11,15 @@
 //! age crate seals it again to the demo recipient. The plugin then runs as gpbackup
 //! runs it (`bash -c`) against the real local inner plugin.
 
-mod admin_support;
 mod common;
-mod hostile_support;
-mod plugin_support;
 
 use std::path::Path;
 
-use admin_support::{admin, field, seg_dir, simulate_backup, stored_at, SimSpec};
 use common::*;
 use gpbackup_age_plugin::object::{
     has_content_checksum, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer, Record, Unit,
     UnitReader,
 };
-use hostile_support::{
-    assert_one_line_failure, assert_prefix, assert_success, call_bounded, demo_keyring,
-    demo_recipient_list, log_lines, run_script, stderr_of, tmpdir,
-};
-use plugin_support::csv_bytes;
 
 /// An object's plaintext taken apart.
 #[derive(Clone)]
@@ -140,7 +131,7 @@ fn alter_content(d: &FrameDescriptor, frame: &[u8]) -> Vec<u8> {
 
 /// Backs up `data` under `key` through the plugin; returns the stored object's path.
 fn backed_up(h: &Harness, key: &str, data: &[u8]) -> std::path::PathBuf {
-    assert_success(&call_bounded(h, "backup_data", key, data));
+    assert_ok(&call_bounded(h, "backup_data", key, data));
     h.stored(key)
 }
 
@@ -170,14 +161,14 @@ fn inspect(h: &Harness, object: &Path) -> (bool, String) {
 #[track_caller]
 fn restores(h: &Harness, key: &str, data: &[u8]) -> String {
     let out = restore(h, key);
-    assert_success(&out);
+    assert_ok(&out);
     assert!(out.stdout == data, "{key}: restored other bytes");
     last_sha256_checked(h)
 }
 
 /// The call log's `sha256_checked=` of the last restore_data call.
 fn last_sha256_checked(h: &Harness) -> String {
-    let lines = log_lines(h);
+    let lines = h.call_log_lines();
     let line = lines
         .iter()
         .rev()
@@ -296,8 +287,8 @@ fn an_altered_trailer_sha256_is_found_by_verify_and_by_restore_check_sha256_only
         let set = simulate_backup(&h, &spec);
         let name = set.data_objects()[0].clone();
         let original = &set.objects[&name];
-        let key = seg_dir(&h, 0, ts).join(&name).display().to_string();
-        let object = stored_at(&h, ts, &name);
+        let key = h.seg_dir(0, ts).join(&name).display().to_string();
+        let object = h.stored_at(ts, &name);
         let mut parts = open(&std::fs::read(&object).unwrap());
         assert!(
             parts.frames.len() >= 2,

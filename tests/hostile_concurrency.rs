@@ -1,4 +1,4 @@
-//! Issue 5, concurrency: gpbackup runs one plugin process per table per segment, many
+//! Concurrency: gpbackup runs one plugin process per table per segment, many
 //! at once on a host, all with the same config path. 64 simultaneous backup_data calls,
 //! then 64 simultaneous restore_data calls, then concurrent backup_file/restore_file
 //! (distinct files, and the same file), and concurrent backups of the same key.
@@ -7,14 +7,12 @@
 //! (no line lost, merged or interleaved).
 
 mod common;
-mod hostile_support;
 
 use std::collections::BTreeSet;
 use std::sync::Barrier;
 use std::time::Duration;
 
 use common::*;
-use hostile_support::*;
 
 const N: usize = 64;
 /// 64 processes share two cores here: a generous bound, still only a hang detector.
@@ -158,10 +156,10 @@ fn sixty_four_backups_then_sixty_four_restores_at_once() {
     let committed: BTreeSet<_> = committed_objects(&h).into_iter().collect();
     let want: BTreeSet<_> = keys.iter().map(|k| h.stored(k)).collect();
     assert_eq!(committed, want);
-    assert!(files_in(&h.storage()).iter().all(|p| !is_inner_tmp(p)));
+    assert!(files_under(&h.storage()).iter().all(|p| !is_inner_tmp(p)));
     assert_tmpdir_clean(&h);
     // The log: one complete line per call, every call there once.
-    let lines = log_lines(&h);
+    let lines = h.call_log_lines();
     assert_eq!(lines.len(), 2 * N, "one line per call");
     let mut seen = BTreeSet::new();
     let mut spans = Vec::new();
@@ -197,14 +195,14 @@ fn concurrent_file_backups_and_restores() {
     let outs = all_at_once(16, |i| {
         call_wide(&h, "backup_file", &files[i].display().to_string(), b"")
     });
-    outs.iter().for_each(assert_success);
+    outs.iter().for_each(assert_ok);
     for f in &files {
         std::fs::remove_file(f).unwrap();
     }
     let outs = all_at_once(16, |i| {
         call_wide(&h, "restore_file", &files[i].display().to_string(), b"")
     });
-    outs.iter().for_each(assert_success);
+    outs.iter().for_each(assert_ok);
     for (i, f) in files.iter().enumerate() {
         assert!(std::fs::read(f).unwrap() == data_of(i + 1), "{f:?}");
     }
@@ -214,11 +212,11 @@ fn concurrent_file_backups_and_restores() {
     let outs = all_at_once(8, |_| {
         call_wide(&h, "restore_file", &files[7].display().to_string(), b"")
     });
-    outs.iter().for_each(assert_success);
+    outs.iter().for_each(assert_ok);
     assert!(std::fs::read(&files[7]).unwrap() == data_of(8));
     assert!(partial_files(&dir).is_empty(), "{:?}", partial_files(&dir));
     assert_tmpdir_clean(&h);
-    let lines = log_lines(&h);
+    let lines = h.call_log_lines();
     assert_eq!(lines.len(), 16 + 16 + 8);
     lines.iter().for_each(|l| drop(parse_line(l)));
 }
@@ -230,9 +228,9 @@ fn concurrent_backups_of_the_same_key_leave_one_whole_object() {
     let outs = all_at_once(8, |i| {
         call_wide(&h, "backup_data", &key, &data_of(8 * i + 7))
     });
-    outs.iter().for_each(assert_success);
+    outs.iter().for_each(assert_ok);
     let out = call_wide(&h, "restore_data", &key, b"");
-    assert_success(&out);
+    assert_ok(&out);
     assert!(
         (0..8).any(|i| out.stdout == data_of(8 * i + 7)),
         "the stored object is none of the inputs ({} bytes)",

@@ -1,4 +1,4 @@
-//! Issue 5, faults: every command that reaches the inner plugin, with an inner plugin
+//! Faults: every command that reaches the inner plugin, with an inner plugin
 //! that misbehaves on demand (the fault options of examples/local_plugin.sh), and our
 //! own process stopped by SIGTERM, SIGINT, SIGHUP or SIGKILL in the middle of a backup.
 //!
@@ -10,15 +10,13 @@
 //! neither the file nor a partial of it.
 
 mod common;
-mod hostile_support;
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use common::*;
-use hostile_support::*;
 
 /// 5 MiB of incompressible data: three frames (2 + 2 + 1 MiB), about 80 payload chunks.
 const LEN: usize = 5 << 20;
@@ -87,7 +85,7 @@ impl World {
                 Cmd::RestoreFile => call_bounded(&w.h, "backup_file", &w.key, b""),
                 _ => call_bounded(&w.h, "backup_data", &w.key, &w.data),
             };
-            assert_success(&out);
+            assert_ok(&out);
             if cmd == Cmd::RestoreFile {
                 std::fs::remove_file(&w.key).unwrap();
             }
@@ -195,7 +193,7 @@ impl World {
     fn assert_object_intact(&self) {
         self.h.write_config(&[]);
         let out = call_bounded(&self.h, "restore_data", &self.key, b"");
-        assert_success(&out);
+        assert_ok(&out);
         assert!(out.stdout == self.data, "stored object no longer restores");
     }
 }
@@ -322,19 +320,17 @@ fn a_slow_producer_is_not_a_stall() {
     // counts towards stall_timeout_seconds. Three pieces, 1.5 s apart, timeout 1 s.
     let h = Harness::new(&[("stall_timeout_seconds", "1")]);
     let key = h.data_key(0, 16385);
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "exec {BIN} backup_data {} {key}",
-            h.config.display()
-        ))
-        .env("HOME", h.home())
-        .env("TMPDIR", tmpdir(&h))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = gpbackup_shell(format!(
+        "exec {BIN} backup_data {} {key}",
+        h.config.display()
+    ))
+    .env("HOME", h.home())
+    .env("TMPDIR", tmpdir(&h))
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut sent = Vec::new();
     for i in 0..3u64 {
@@ -346,9 +342,9 @@ fn a_slow_producer_is_not_a_stall() {
     }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    assert_success(&out);
+    assert_ok(&out);
     let back = call_bounded(&h, "restore_data", &key, b"");
-    assert_success(&back);
+    assert_ok(&back);
     assert!(back.stdout == sent);
 }
 
@@ -371,7 +367,7 @@ fn inner_returns_a_truncated_object() {
     for cmd in Cmd::RESTORES {
         let w = World::new(cmd);
         let stored = std::fs::read(w.h.stored(&w.key)).unwrap();
-        let (_, payload) = header_and_payload(&stored);
+        let payload = payload_start(&stored);
         for (cut, needle) in [
             (100, "age header is truncated"),
             (payload + 3 * chunk, "encrypted payload is truncated"),
@@ -400,7 +396,7 @@ fn a_subset_restore_needs_only_the_bytes_up_to_its_last_range() {
     let total = std::fs::metadata(w.h.stored(&w.key)).unwrap().len() as usize;
     w.fault("truncate_stdout", Some(total - 5));
     let out = w.run();
-    assert_success(&out);
+    assert_ok(&out);
     assert!(out.stdout == subset_of(&w.data));
     assert_tmpdir_clean(&w.h);
 }
@@ -415,10 +411,10 @@ fn inner_stderr_with_exit_0_is_logged_not_failed_when_the_data_verified() {
         let w = World::new(cmd);
         w.fault("stderr_noise", None);
         let out = w.run();
-        assert_success(&out);
+        assert_ok(&out);
         assert_tmpdir_clean(&w.h);
         assert!(out.stdout == w.expected_stdout(), "{cmd:?}: output differs");
-        let logged = log_lines(&w.h);
+        let logged = w.h.call_log_lines();
         let last = logged.last().expect("a call log line");
         assert!(
             last.contains("said: local_plugin: warning noise") && last.ends_with("outcome=ok"),
@@ -429,7 +425,7 @@ fn inner_stderr_with_exit_0_is_logged_not_failed_when_the_data_verified() {
             Cmd::RestoreFile => assert!(std::fs::read(&w.key).unwrap() == w.data),
             _ => {
                 let back = call_bounded(&w.h, "restore_data", &w.key, b"");
-                assert_success(&back);
+                assert_ok(&back);
                 assert!(back.stdout == w.data, "{cmd:?}: object differs");
             }
         }
@@ -455,9 +451,9 @@ fn inner_stderr_fails_a_restore_whose_inner_plugin_exits_non_zero_or_that_did_no
         );
         let out = w.run();
         if code == 0 {
-            assert_success(&out);
+            assert_ok(&out);
             assert!(out.stdout == w.expected_stdout(), "{cmd:?}");
-            let last = log_lines(&w.h).pop().unwrap();
+            let last = w.h.call_log_lines().pop().unwrap();
             assert!(
                 last.contains("said: inner: warning: throttled by the bucket")
                     && last.ends_with("outcome=ok"),
@@ -532,7 +528,7 @@ fn a_reader_that_stops_early_is_not_an_error() {
             assert_eq!(statuses, "0 0", "{cmd:?} plaintext {plaintext}");
             assert_eq!(std::fs::read_to_string(&err).unwrap(), "", "{cmd:?}");
             assert_tmpdir_clean(&w.h);
-            let last = log_lines(&w.h).pop().unwrap();
+            let last = w.h.call_log_lines().pop().unwrap();
             let bytes_out: u64 = field_of(&last, "bytes_out").parse().unwrap();
             assert!(bytes_out >= 50, "{last}");
             assert!(
@@ -561,7 +557,7 @@ fn failed_calls_log_the_bytes_that_moved() {
     std::fs::write(&stored, &bytes).unwrap();
     let out = w.run();
     assert_one_line_failure(&out, &["authentication failed"]);
-    let last = log_lines(&w.h).pop().unwrap();
+    let last = w.h.call_log_lines().pop().unwrap();
     assert!(last.contains("outcome=error: "), "{last}");
     let bytes_in: u64 = field_of(&last, "bytes_in").parse().unwrap();
     let bytes_out: u64 = field_of(&last, "bytes_out").parse().unwrap();
@@ -573,7 +569,7 @@ fn failed_calls_log_the_bytes_that_moved() {
     w.fault("exit_after_bytes", Some(2_000_000));
     let out = w.run();
     assert_one_line_failure(&out, &["injected fault exit_after_bytes"]);
-    let last = log_lines(&w.h).pop().unwrap();
+    let last = w.h.call_log_lines().pop().unwrap();
     assert!(last.contains("outcome=error: "), "{last}");
     assert!(
         field_of(&last, "bytes_in").parse::<u64>().unwrap() >= 2_000_000,
@@ -648,7 +644,7 @@ fn hooks_and_delete_backup_report_every_inner_failure() {
                 // Something for delete_backup to (fail to) delete.
                 let key = h.data_key(0, 16384);
                 let data = random_bytes(1000, 1);
-                assert_success(&call_bounded(&h, "backup_data", &key, &data));
+                assert_ok(&call_bounded(&h, "backup_data", &key, &data));
                 for (command, rest) in control_calls(&h, false) {
                     h.write_config(&[
                         ("fault", fault),
@@ -677,7 +673,7 @@ fn hooks_and_delete_backup_succeed_quietly_despite_inner_stderr() {
     for (command, rest) in control_calls(&h, true) {
         h.write_config(&[("fault", "stderr_noise"), ("fault_commands", command)]);
         let out = call_bounded(&h, command, &rest, b"");
-        assert_success(&out);
+        assert_ok(&out);
         assert_tmpdir_clean(&h);
     }
 }
@@ -780,20 +776,18 @@ fn backup_in_flight() -> InFlight {
         ("fault_commands", "backup_data"),
     ]);
     let key = h.data_key(0, 16384);
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "exec {BIN} backup_data {} {key}",
-            h.config.display()
-        ))
-        .env("HOME", h.home())
-        .env("TMPDIR", tmpdir(&h))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut child = gpbackup_shell(format!(
+        "exec {BIN} backup_data {} {key}",
+        h.config.display()
+    ))
+    .env("HOME", h.home())
+    .env("TMPDIR", tmpdir(&h))
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0)
+    .spawn()
+    .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&random_bytes(3 << 20, 9)).unwrap();
     let inner_pid = inner_writer_pid(&h, &key);
@@ -866,7 +860,7 @@ impl InFlight2 {
         );
         let committed = committed_objects(&self.h);
         assert!(committed.is_empty(), "committed: {committed:?}");
-        for f in files_in(&self.h.storage()) {
+        for f in files_under(&self.h.storage()) {
             assert!(
                 is_inner_tmp(&f) || f.ends_with(".hooks.log"),
                 "unexpected file in storage: {f:?}"
@@ -882,7 +876,7 @@ fn sigterm_sigint_sighup_mid_backup_kill_the_inner_plugin_and_remove_its_config(
         let f = backup_in_flight();
         let pid = f.child.id();
         // The inner config exists while the call runs, readable by its owner only.
-        let configs: Vec<PathBuf> = files_in(&tmpdir(&f.h))
+        let configs: Vec<PathBuf> = files_under(&tmpdir(&f.h))
             .into_iter()
             .filter(|p| {
                 p.file_name()
@@ -926,7 +920,7 @@ fn sigkill_mid_backup_takes_the_inner_plugin_along() {
         "the inner plugin committed a prefix after SIGKILL"
     );
     // Nothing could remove the inner config, but nobody else can read it.
-    let left = files_in(&tmpdir(&f.h));
+    let left = files_under(&tmpdir(&f.h));
     assert!(left.len() <= 1, "{left:?}");
     for config in left {
         assert!(

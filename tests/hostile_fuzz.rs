@@ -1,4 +1,4 @@
-//! Issue 5, fuzzing in the normal test suite: a deterministic mutator (seeded xorshift;
+//! Fuzzing in the normal test suite: a deterministic mutator (seeded xorshift;
 //! bit flips, byte sets, interesting little-endian length values, inserts, deletes,
 //! truncations, splices) over valid seeds of every parser of untrusted bytes: the
 //! object format (records, frame index), the age header, the STREAM payload, the whole
@@ -20,15 +20,17 @@ use std::cell::Cell;
 use std::io::Read;
 use std::path::Path;
 
-use age_core::format::FileKey;
-use gpbackup_age_plugin::age_file::stream::{StreamOpener, StreamSealer};
-use gpbackup_age_plugin::age_file::{Header, PayloadKey, ENCRYPTED_CHUNK_SIZE};
+use gpbackup_age_plugin::age_file::stream::StreamOpener;
+use gpbackup_age_plugin::age_file::{Header, ENCRYPTED_CHUNK_SIZE};
 use gpbackup_age_plugin::config::{PluginConfig, OWN_OPTIONS};
 use gpbackup_age_plugin::object::{
-    has_content_checksum, write_stored_frame, FormatError, FrameDescriptor, FrameKind,
-    ObjectHeader, ObjectTrailer, Record, Unit, UnitReader, MAX_FRAME_SIZE,
+    has_content_checksum, FormatError, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer,
+    Record, Unit, UnitReader, MAX_FRAME_SIZE,
 };
 use gpbackup_age_plugin::pipeline::{decode, ByteRanges, DecodeOptions};
+use gpbackup_age_plugin::testkit::{
+    object_plaintext, Frames, Sealing, INTERESTING_LENGTHS, SEED_NAME,
+};
 use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------------
@@ -100,21 +102,6 @@ impl Rng {
     }
 }
 
-const INTERESTING: [u32; 12] = [
-    0,
-    1,
-    7,
-    0xFF,
-    0x1_0000,
-    0x10_0000,
-    64 << 20,
-    (64 << 20) + 1,
-    0x7FFF_FFFF,
-    0x8000_0000,
-    0xFFFF_FFFE,
-    0xFFFF_FFFF,
-];
-
 /// One to four random mutations of `seed`.
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut b = seed.to_vec();
@@ -131,7 +118,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
             }
             2 if len >= 4 => {
                 let i = rng.below(len - 3);
-                let v = INTERESTING[rng.below(INTERESTING.len())];
+                let v = INTERESTING_LENGTHS[rng.below(INTERESTING_LENGTHS.len())];
                 b[i..i + 4].copy_from_slice(&v.to_le_bytes());
             }
             3 => {
@@ -177,54 +164,11 @@ fn iterations() -> usize {
 // Seeds
 // ---------------------------------------------------------------------------------
 
-const NAME: &str = "gpbackup_0_20250101010101_16384";
-
-/// How a seed's frames are made.
-#[derive(Clone, Copy)]
-enum Frames {
-    /// Compressed, with zstd's content checksum (as this build writes them) or
-    /// without (as builds before frame checksums did).
-    Compressed { checksum: bool },
-    /// Stored (always with a checksum).
-    Stored,
-}
+const NAME: &str = SEED_NAME;
 
 /// A valid object plaintext of `data` in frames of `frame_size`.
 fn plaintext(data: &[u8], frame_size: usize, frames_as: Frames) -> Vec<u8> {
-    let mut out = ObjectHeader::new(frame_size as u32, NAME).encode();
-    let mut frames = 0u64;
-    for piece in data.chunks(frame_size) {
-        let (kind, frame) = match frames_as {
-            Frames::Compressed { checksum } => {
-                let mut c = zstd::bulk::Compressor::new(1).unwrap();
-                c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(checksum))
-                    .unwrap();
-                (FrameKind::Compressed, c.compress(piece).unwrap())
-            }
-            Frames::Stored => {
-                let mut f = Vec::new();
-                write_stored_frame(piece, &mut f);
-                (FrameKind::Stored, f)
-            }
-        };
-        let d = FrameDescriptor {
-            kind,
-            plain_len: piece.len() as u32,
-            frame_len: frame.len() as u32,
-        };
-        out.extend_from_slice(&d.encode());
-        out.extend_from_slice(&frame);
-        frames += 1;
-    }
-    out.extend_from_slice(
-        &ObjectTrailer {
-            original_len: data.len() as u64,
-            frames,
-            sha256: Sha256::digest(data).into(),
-        }
-        .encode(),
-    );
-    out
+    object_plaintext(data, frame_size, NAME, frames_as)
 }
 
 fn text(len: usize) -> Vec<u8> {
@@ -251,48 +195,6 @@ fn plaintext_seeds() -> Vec<(Vec<u8>, Vec<u8>)> {
         (plaintext(&random, 700, Frames::Stored), random.clone()),
         (plaintext(&text(300), 64, Frames::Stored), text(300)),
     ]
-}
-
-/// A key pair, a file key and the header wrapping it, for sealing test objects.
-struct Sealing {
-    identity: age::x25519::Identity,
-    file_key: FileKey,
-    header: Vec<u8>,
-}
-
-impl Sealing {
-    fn new() -> Sealing {
-        let identity = age::x25519::Identity::generate();
-        let file_key = FileKey::new(Box::new([42u8; 16]));
-        let recipient: Box<dyn age::Recipient> = Box::new(identity.to_public());
-        let header = Header::wrap(&file_key, &[recipient]).unwrap().encode();
-        Sealing {
-            identity,
-            file_key,
-            header,
-        }
-    }
-
-    fn key(&self) -> PayloadKey {
-        PayloadKey::derive(&self.file_key, &[9u8; 16])
-    }
-
-    fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
-        let mut sealer = StreamSealer::new(self.key(), Vec::new(), 1, 4);
-        sealer.write_all(plaintext).unwrap();
-        sealer.finish().unwrap().0
-    }
-
-    fn object(&self, plaintext: &[u8]) -> Vec<u8> {
-        let mut out = self.header.clone();
-        out.extend_from_slice(&[9u8; 16]);
-        out.extend_from_slice(&self.seal(plaintext));
-        out
-    }
-
-    fn identities(&self) -> Vec<Box<dyn age::Identity>> {
-        vec![Box::new(self.identity.clone())]
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -449,11 +351,8 @@ fn the_restore_pipeline_bounds_what_an_authenticated_hostile_object_allocates() 
     let obj = s.object(&plain);
     assert!(obj.len() < 64 * KIB, "{}", obj.len());
     let opts = DecodeOptions {
-        workers: 1,
-        expected_name: Some(NAME),
-        ranges: None,
-        max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
         check_sha256: false,
+        ..DecodeOptions::checking(Some(NAME), 1)
     };
     let mut sink = CountingSink(0);
     let (r, largest) = largest_allocation(|| decode(&obj[..], &mut sink, &s.identities(), &opts));
@@ -512,11 +411,8 @@ fn mutated_plaintexts_through_the_whole_restore_pipeline() {
     for (seed, original) in plaintext_seeds() {
         let mut out = Vec::new();
         let opts = DecodeOptions {
-            workers: 2,
-            expected_name: Some(NAME),
-            ranges: None,
-            max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
             check_sha256: false,
+            ..DecodeOptions::checking(Some(NAME), 2)
         };
         decode(&s.object(&seed)[..], &mut out, &ids, &opts).expect("a valid seed restores");
         assert_eq!(out, original);
@@ -524,13 +420,10 @@ fn mutated_plaintexts_through_the_whole_restore_pipeline() {
             let m = mutate(&mut rng, &seed);
             let obj = s.object(&m);
             let opts = DecodeOptions {
-                workers: 1 + n % 2,
-                expected_name: Some(NAME),
-                ranges: None,
-                max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
                 // Both ways a restore may run (the SHA-256 asked for, or left to the
                 // frames' content checksums where they carry them).
                 check_sha256: n % 3 == 0,
+                ..DecodeOptions::checking(Some(NAME), 1 + n % 2)
             };
             let mut out = Vec::new();
             let (r, largest) = largest_allocation(|| decode(&obj[..], &mut out, &ids, &opts));

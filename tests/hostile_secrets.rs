@@ -1,4 +1,4 @@
-//! Issue 5, secrets: no identity material in the call log, in the stderr of any call
+//! Secrets: no identity material in the call log, in the stderr of any call
 //! (failing ones included), in the inner plugin's config, argv or environment; inner
 //! configs are mode 0600, unique, in $TMPDIR and removed; a group- or world-readable
 //! identity file is warned about in the log; a private key pasted where a path or a
@@ -9,13 +9,11 @@
 //! exact secret lines of the identity files used.
 
 mod common;
-mod hostile_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::*;
-use hostile_support::*;
 
 /// An inner plugin that records its argv, environment, config (and the config's mode)
 /// into `dir`, then becomes the real local plugin.
@@ -73,7 +71,7 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
 fn new_identity(h: &Harness, name: &str) -> PathBuf {
     let path = h.path().join(name);
     let out = run_bounded(h, &format!("keygen {}", path.display()), b"");
-    assert_success(&out);
+    assert_ok(&out);
     path
 }
 
@@ -84,7 +82,7 @@ fn no_identity_material_reaches_logs_stderr_or_the_inner_plugin() {
     let stranger = new_identity(&h, "stranger.txt");
     let mut secrets = secrets_of(&demo_identity());
     secrets.extend(secrets_of(&stranger));
-    let logged_before = log_lines(&h).len();
+    let logged_before = h.call_log_lines().len();
     let mut outputs: Vec<(String, Output)> = Vec::new();
     let mut run = |label: &str, extra: &[(&str, &str)], command: &str, rest: &str, stdin: &[u8]| {
         let mut opts = vec![("inner_executablepath", inner.to_str().unwrap())];
@@ -211,7 +209,7 @@ fn no_identity_material_reaches_logs_stderr_or_the_inner_plugin() {
             );
             failed += 1;
         } else {
-            assert_success(out);
+            assert_ok(out);
         }
     }
     assert_eq!(failed, 8);
@@ -233,12 +231,12 @@ fn no_identity_material_reaches_logs_stderr_or_the_inner_plugin() {
     }
 
     // The call log: a line for every call, none with a secret.
-    let log = log_lines(&h).join("\n");
-    assert_eq!(log_lines(&h).len(), logged_before + outputs.len());
+    let log = h.call_log_lines().join("\n");
+    assert_eq!(h.call_log_lines().len(), logged_before + outputs.len());
     assert_no_secret("the call log", &log, &secrets);
 
     // What the inner plugin saw: argv, environment, config.
-    let captures = files_in(&captured);
+    let captures = files_under(&captured);
     let metas: Vec<_> = captures
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "meta"))
@@ -301,7 +299,7 @@ fn no_identity_material_reaches_logs_stderr_or_the_inner_plugin() {
 fn a_readable_identity_file_is_warned_about_in_the_log() {
     let h = Harness::new(&[]);
     let key = h.data_key(0, 16384);
-    assert_success(&call_bounded(&h, "backup_data", &key, b"rows"));
+    assert_ok(&call_bounded(&h, "backup_data", &key, b"rows"));
     let identity = h.path().join("identity.txt");
     std::fs::copy(demo_identity(), &identity).unwrap();
     let hook = format!("{} master \\\"-1\\\"", h.backup_dir(-1).display());
@@ -312,13 +310,13 @@ fn a_readable_identity_file_is_warned_about_in_the_log() {
         )
         .unwrap();
         h.write_config(&[("identity_file", identity.to_str().unwrap())]);
-        let before = log_lines(&h).len();
+        let before = h.call_log_lines().len();
         let out = call_bounded(&h, "restore_data", &key, b"");
         // A warning never fails the restore, nor reaches stderr.
-        assert_success(&out);
+        assert_ok(&out);
         assert_eq!(out.stdout, b"rows");
-        assert_success(&call_bounded(&h, "setup_plugin_for_restore", &hook, b""));
-        let lines = log_lines(&h);
+        assert_ok(&call_bounded(&h, "setup_plugin_for_restore", &hook, b""));
+        let lines = h.call_log_lines();
         assert_eq!(lines.len(), before + 2);
         for line in &lines[before..] {
             let says = line.contains("readable by group or others")

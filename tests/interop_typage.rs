@@ -8,7 +8,6 @@
 //! in CI (`CI` set) they fail instead. The package is installed with `npm ci` on first
 //! use if .ci/run has not done it already.
 
-mod admin_support;
 mod age_layer;
 mod common;
 
@@ -16,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use admin_support::*;
 use age_layer::*;
 use common::*;
 use gpbackup_age_plugin::keys;

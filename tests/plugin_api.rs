@@ -1,14 +1,12 @@
 //! The plugin API as gpbackup drives it: every command through `bash -c` against the
-//! built binary, chained to the real example inner plugin (issue 2, "Tests").
+//! built binary, chained to the real example inner plugin.
 
 mod common;
-mod plugin_support;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use plugin_support::*;
 
 const HOOKS: [&str; 4] = [
     "setup_plugin_for_backup",
@@ -117,7 +115,7 @@ fn every_hook_at_every_scope_is_forwarded_as_received() {
         assert_ne!(Path::new(&call[1]), h.config.as_path(), "our config leaked");
         assert_eq!(&call[2..], &want[1..], "forwarded arguments of {}", want[0]);
     }
-    assert_eq!(call_log_lines(&h).len(), expected_argv.len());
+    assert_eq!(h.call_log_lines().len(), expected_argv.len());
 }
 
 #[test]
@@ -769,7 +767,7 @@ fn every_call_appends_one_line_to_the_call_log() {
         } else {
             assert_fails_with(&out, "");
         }
-        let lines = call_log_lines(&h);
+        let lines = h.call_log_lines();
         assert_eq!(lines.len(), n + 1, "after {command}: {lines:#?}");
         let line = lines.last().unwrap();
         assert!(line.contains(&format!("command={command} ")), "{line}");
@@ -779,7 +777,7 @@ fn every_call_appends_one_line_to_the_call_log() {
         let outcome = line.split("outcome=").nth(1).unwrap();
         assert_eq!(outcome == "ok", *ok, "{line}");
     }
-    let lines = call_log_lines(&h);
+    let lines = h.call_log_lines();
     assert!(lines[1].contains(&key) && lines[1].contains(&format!("bytes_in={}", data.len())));
     let day_after = chrono::Local::now().format("%Y%m%d").to_string();
     let logs: Vec<String> = std::fs::read_dir(h.home().join("gpAdminLogs"))

@@ -1,21 +1,17 @@
 //! Interoperability: stored objects recover with the stock `age` (Go reference CLI) and
 //! `zstd` tools and with the age crate; our age v1 implementation (src/age_file) agrees
-//! with both in each direction (issue 2, "Tests").
+//! with both in each direction.
 
-mod admin_support;
 mod age_layer;
 mod common;
-mod plugin_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gpbackup_age_plugin::pipeline::DEFAULT_FRAME_SIZE as FRAME;
 
-use admin_support::field;
 use age_layer::*;
 use common::*;
-use plugin_support::*;
 
 const SIZES: [usize; 7] = [0, 1, K64 - 1, K64, K64 + 1, 5 * K64, (1 << 20) + 3];
 /// (threads, chunks per batch) of our sealer/opener: serial, batched, and the
@@ -313,7 +309,6 @@ fn rearmor(object: &Path, crlf: bool) {
 
 #[test]
 fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
-    use admin_support::*;
     let h = Harness::new(&[("restore_subset", "on")]);
     let mut spec = SimSpec::single_data_file(TS);
     spec.compression = "none";
@@ -331,18 +326,18 @@ fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
         (&meta_name, true),
         (&config_name, false),
     ] {
-        rearmor(&stored_at(&h, TS, name), crlf);
+        rearmor(&h.stored_at(TS, name), crlf);
     }
     // Stock age reads them, CRLF included: they are what `age -d` accepts.
     for name in [&data_name, &meta_name] {
-        let plain = go_decrypt(&demo_identity(), &stored_at(&h, TS, name)).expect("age -d");
+        let plain = go_decrypt(&demo_identity(), &h.stored_at(TS, name)).expect("age -d");
         assert!(
             plain.starts_with(&[0x5A, 0x2A, 0x4D, 0x18]),
             "our format inside"
         );
     }
 
-    let data_key = seg_dir(&h, 0, TS).join(&data_name).display().to_string();
+    let data_key = h.seg_dir(0, TS).join(&data_name).display().to_string();
     let out = h.restore_data(&data_key);
     assert_ok(&out);
     assert!(out.stdout == *data, "restore_data of an armored object");
@@ -358,7 +353,7 @@ fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
         [&data[..10], &data[FRAME - 3..FRAME + 3]].concat(),
         "restore_data_subset of an armored object"
     );
-    let meta = seg_dir(&h, -1, TS).join(&meta_name);
+    let meta = h.seg_dir(-1, TS).join(&meta_name);
     std::fs::remove_file(&meta).unwrap();
     assert_ok(&h.call("restore_file", &meta.display().to_string(), b""));
     assert_eq!(std::fs::read(&meta).unwrap(), set.objects[&meta_name]);
@@ -367,7 +362,7 @@ fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
             &h,
             &[
                 "inspect",
-                stored_at(&h, TS, name).to_str().unwrap(),
+                h.stored_at(TS, name).to_str().unwrap(),
                 "--identity",
                 demo_identity().to_str().unwrap(),
             ],
@@ -385,7 +380,7 @@ fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
     // allow_plaintext_restore never passes an age file through, armored or not: a
     // damaged armor, and age files for a stranger's key, are refused.
     h.write_config(&[("restore_subset", "on"), ("allow_plaintext_restore", "on")]);
-    let stored = stored_at(&h, TS, &data_name);
+    let stored = h.stored_at(TS, &data_name);
     let armored = std::fs::read(&stored).unwrap();
     // Not base64 at all, and base64 of other bytes (valid armor, altered payload).
     let mut bad_armor = armored.clone();
@@ -459,7 +454,7 @@ fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
     std::fs::write(&stored, &armored).unwrap();
 
     // rotate re-wraps them like any other object; they are stored binary afterwards.
-    let b = admin_support::keygen(h.path(), "b");
+    let b = keygen(h.path(), "b");
     h.write_config(&[
         ("restore_subset", "on"),
         ("recipients_file", ""),
@@ -476,10 +471,10 @@ fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
     let text = ok(&rotate(&h, &[], &[TS]));
     assert!(text.contains("0 failed"), "rotate: {text}");
     for name in [&data_name, &meta_name, &config_name] {
-        let bytes = std::fs::read(stored_at(&h, TS, name)).unwrap();
+        let bytes = std::fs::read(h.stored_at(TS, name)).unwrap();
         assert!(bytes.starts_with(b"age-encryption.org/v1\n"), "{name}");
     }
-    let logged = call_log_lines(&h);
+    let logged = h.call_log_lines();
     assert_eq!(
         logged
             .iter()

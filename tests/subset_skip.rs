@@ -7,22 +7,18 @@
 //! cut short when it reads to the end; and succeed when only a chunk it passes over is
 //! damaged, which `restore_data` and `verify`, reading everything, then refuse.
 
-mod admin_support;
 mod common;
-mod plugin_support;
 
-use admin_support::*;
 use common::*;
 use gpbackup_age_plugin::age_file::ENCRYPTED_CHUNK_SIZE;
 use gpbackup_age_plugin::object::{Record, Unit, UnitReader};
 use gpbackup_age_plugin::pipeline::DEFAULT_FRAME_SIZE as FRAME;
-use plugin_support::{csv_bytes, gzip, subset};
 
 const TS: &str = "20250404040404";
 const CHUNK: usize = 65536;
 
 fn key_of(h: &Harness, content: usize) -> String {
-    seg_dir(h, content as i32, TS)
+    h.seg_dir(content as i32, TS)
         .join(format!("gpbackup_{content}_{TS}"))
         .display()
         .to_string()
@@ -33,7 +29,7 @@ fn key_of(h: &Harness, content: usize) -> String {
 type FrameAt = (usize, usize, usize, usize, usize);
 
 fn frames_of(identity: &std::path::Path, stored: &std::path::Path) -> Vec<FrameAt> {
-    let plain = age_decrypt(identity, stored).expect("the key opens it");
+    let plain = age_cli_decrypt(identity, stored).expect("the key opens it");
     let mut units = UnitReader::new(&plain[..]);
     let (mut pos, mut orig, mut frames) = (0usize, 0usize, Vec::new());
     while let Some(unit) = units.next_unit().expect("a well-formed object") {
@@ -99,10 +95,7 @@ fn subsets_anywhere_in_objects_of_many_frames_are_byte_identical() {
     let (h, a, objects) = stored_set();
     for (c, (shape, data)) in objects.iter().enumerate() {
         let key = key_of(&h, c);
-        let frames = frames_of(
-            &a.identity,
-            &stored_at(&h, TS, &format!("gpbackup_{c}_{TS}")),
-        );
+        let frames = frames_of(&a.identity, &h.stored_at(TS, &format!("gpbackup_{c}_{TS}")));
         assert!(frames.len() >= 4, "{shape}: {} frames", frames.len());
         let len = data.len();
         let mut cases: Vec<Vec<(usize, usize)>> = vec![
@@ -141,7 +134,7 @@ fn subsets_check_the_chunks_they_read_and_pass_over_the_others() {
     let (h, a, objects) = stored_set();
     for (c, (shape, data)) in objects.iter().enumerate() {
         let key = key_of(&h, c);
-        let path = stored_at(&h, TS, &format!("gpbackup_{c}_{TS}"));
+        let path = h.stored_at(TS, &format!("gpbackup_{c}_{TS}"));
         let good = std::fs::read(&path).unwrap();
         let payload = age_header_len(&good) + 16;
         let frames = frames_of(&a.identity, &path);

@@ -7,9 +7,7 @@
 #![no_main]
 
 use gpbackup_age_plugin::pipeline::{decode, ByteRanges, DecodeOptions};
-use gpbackup_age_plugin_fuzz::{
-    apply_edits, fast_identities, object, seed_plaintext, split, Input,
-};
+use gpbackup_age_plugin_fuzz::{apply_edits, fast_identities, keys, seed_plaintext, split, Input};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,17 +25,14 @@ fuzz_target!(|data: &[u8]| {
             )
         }
     };
-    let obj = object(&plain);
+    let obj = keys().object(&plain);
     let ids = fast_identities();
     let mut out = Vec::new();
     let opts = DecodeOptions {
-        workers,
-        expected_name: Some(name),
-        ranges: None,
-        max_memory: gpbackup_age_plugin::pipeline::DEFAULT_MAX_MEMORY,
         // Both ways a restore may run: the SHA-256 as asked for, or left to the frames'
         // content checksums where they carry them.
         check_sha256: workers == 1,
+        ..DecodeOptions::checking(Some(name), workers)
     };
     let full = decode(&obj[..], &mut out, &ids, &opts);
     if let Some(original) = &original {

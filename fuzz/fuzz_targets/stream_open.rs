@@ -6,8 +6,7 @@
 use std::io::Read;
 
 use gpbackup_age_plugin::age_file::stream::StreamOpener;
-use gpbackup_age_plugin::age_file::PayloadKey;
-use gpbackup_age_plugin_fuzz::{apply_edits, data as seed_data, keys, seal, split, Input, NONCE};
+use gpbackup_age_plugin_fuzz::{apply_edits, data as seed_data, keys, split, Input};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
             // Up to ~4.5 chunks of plaintext, so chunk boundaries and batches matter.
             let len = (usize::from(params[0]) << 8 | usize::from(params[1])) * 5 % 300_000;
             let plain = seed_data(len, params[2], false);
-            let mut sealed = seal(&plain);
+            let mut sealed = keys().seal(&plain);
             let pristine = sealed.clone();
             apply_edits(&mut sealed, script);
             let threads = 1 + usize::from(params[3] & 1);
@@ -25,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
             (sealed.clone(), Some((pristine, plain)), threads, batch)
         }
     };
-    let key = PayloadKey::derive(&keys().file_key, &NONCE);
+    let key = keys().key();
     let mut opener = StreamOpener::new(key, &ciphertext[..], threads, batch);
     let mut out = Vec::new();
     let result = opener.read_to_end(&mut out);
@@ -37,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
         // Raw bytes may open only if they are exactly the sealing of what they opened
         // to: the fuzzer can learn a stream sealed under this process's key (through its
         // comparison tracing) and feed it back, which is a stream, not a forgery.
-        (Ok(_), None) => assert_eq!(seal(&out), ciphertext, "bytes that no sealing made opened"),
+        (Ok(_), None) => assert_eq!(
+            keys().seal(&out),
+            ciphertext,
+            "bytes that no sealing made opened"
+        ),
         (Err(_), Some((pristine, _))) => assert_ne!(ciphertext, pristine, "a valid stream failed"),
         (Err(_), None) => {}
     }

@@ -23,13 +23,12 @@
 //! by probing content IDs 0, 1, … for their first object until one is missing.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 
 use super::progress::Progress;
-use super::storage::{header_problem, Store};
+use super::storage::Store;
 use crate::keys::Keyring;
 use crate::pipeline::{self, DecodeOptions};
 
@@ -218,29 +217,17 @@ pub fn read_object(
     progress: &Progress,
 ) -> Result<Vec<u8>> {
     let fetch = store.fetch(ts, name, progress)?;
-    let (header, fetch) = fetch.read_header()?;
-    if let Err(e) = keyring.open(&header) {
-        return Err(fetch.abort(anyhow!("{}", header_problem(&e))));
-    }
-    let mut input = std::io::BufReader::new(std::io::Cursor::new(header.encode()).chain(fetch));
+    let (opened, mut fetch) = fetch.open(keyring)?;
     let mut out = Vec::new();
-    let opts = DecodeOptions {
-        workers: 1,
-        expected_name: Some(name),
-        ranges: None,
-        max_memory: crate::pipeline::DEFAULT_MAX_MEMORY,
-        check_sha256: true,
-    };
-    match pipeline::decode(&mut input, &mut out, keyring.identities(), &opts) {
+    let opts = DecodeOptions::checking(Some(name), 1);
+    match pipeline::decode_opened(opened.file_key, &mut fetch.input, &mut out, &opts) {
         Ok(_) => {
-            let (_, fetch) = input.into_inner().into_inner();
             // A metadata read has no log line of its own: what the inner plugin said
             // here belongs to no object.
             let _said = fetch.finish()?;
             Ok(out)
         }
         Err(e) => {
-            let (_, fetch) = input.into_inner().into_inner();
             // The keyring's files are not known here: the command names a placeholder.
             Err(fetch.abort(anyhow!("{}", e.explain(&[], name))))
         }

@@ -75,7 +75,7 @@ pub fn describe(
     };
     let header = Header::read(&mut input)
         .map_err(|e| anyhow!("inspect {}: {}", path.display(), header_problem(&e)))?;
-    let header_len = header.encode().len() as u64;
+    let header_len = header.encoded_len() as u64;
     let payload = total.saturating_sub(header_len + NONCE_SIZE as u64);
     let mut lines: Lines = Vec::new();
     let mut add = |k: &str, v: String| lines.push((k.to_string(), v));
@@ -140,7 +140,6 @@ pub fn describe(
         ));
     }
     let key = PayloadKey::derive(&file_key, &nonce);
-    drop(file_key);
     let walk = walk_records(UnitReader::new(StreamOpener::new(key, input, 2, 16)));
     if walk.foreign {
         // An age file some other program wrote: nothing of ours to describe.
@@ -213,14 +212,12 @@ pub fn describe(
     }
     // The walk read the records; a full decode checks the frames' contents, length and
     // SHA-256 as a restore does.
-    let opts = DecodeOptions {
-        workers: 2,
-        expected_name: None,
-        ranges: None,
-        max_memory: pipeline::DEFAULT_MAX_MEMORY,
-        check_sha256: true,
-    };
-    match pipeline::decode(open_age()?, io::sink(), keyring.identities(), &opts) {
+    let opts = DecodeOptions::checking(None, 2);
+    // From the start again, past the header already read and opened above.
+    let mut input = open_age()?;
+    io::copy(&mut (&mut input).take(header_len), &mut io::sink())
+        .map_err(|e| anyhow!("inspect {}: {e}", path.display()))?;
+    match pipeline::decode_opened(file_key, input, io::sink(), &opts) {
         Ok(_) => {
             add(
                 "verified",

@@ -133,11 +133,6 @@ impl<'p, R> Counted<'p, R> {
         }
     }
 
-    /// Bytes read through this reader.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
     pub fn into_inner(self) -> R {
         self.inner
     }

@@ -18,6 +18,7 @@ use super::progress::{Counted, Progress};
 use crate::age_file::{AgeInput, Encoding, Header, HeaderError};
 use crate::config::PluginConfig;
 use crate::inner::{InnerPlugin, InnerReader, InnerWriter, Said};
+use crate::keys::{Keyring, Opened};
 
 /// The directory part of every object path the operator commands hand the inner plugin.
 pub const ADMIN_ROOT: &str = "/gpbackup_age_plugin_admin";
@@ -107,9 +108,15 @@ impl<'p> Fetch<'p> {
         }
     }
 
-    /// Bytes read from the inner plugin so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.input.with_inner(|r| r.get_ref().count())
+    /// Reads the age header and opens it with the keyring: the file key and which
+    /// identity opened it, and the fetch positioned at the payload nonce, ready for
+    /// [`crate::pipeline::decode_opened`]. On failure the inner plugin is stopped.
+    pub fn open(self, keyring: &Keyring) -> Result<(Opened, Fetch<'p>)> {
+        let (header, fetch) = self.read_header()?;
+        match keyring.open(&header) {
+            Ok(opened) => Ok((opened, fetch)),
+            Err(e) => Err(fetch.abort(anyhow!("{}", header_problem(&e)))),
+        }
     }
 
     /// True when the stored object is ASCII-armored.

@@ -1,12 +1,12 @@
 //! `verify`: every object of a backup set read through the inner plugin and decoded end
 //! to end, exactly as a restore would, into nothing.
 
-use std::io::{self, BufReader, Read as _};
+use std::io;
 
 use anyhow::{anyhow, Result};
 
 use super::backup_set::BackupSet;
-use super::storage::{header_problem, Store};
+use super::storage::Store;
 use super::sweep::{self, Object, Outcome, Read, SetCommand, Summary};
 use crate::cli::VerifyArgs;
 use crate::config::PluginConfig;
@@ -76,22 +76,14 @@ impl SetCommand for Verify<'_> {
         if fetch.armored() {
             object.log.note("ASCII-armored age file (age -a)");
         }
-        let (header, fetch) = fetch.read_header()?;
-        let identity = match self.keyring.open(&header) {
-            Ok(opened) => opened.identity,
-            Err(e) => return Err(fetch.abort(anyhow!("{}", header_problem(&e)))),
-        };
-        let mut input = BufReader::new(io::Cursor::new(header.encode()).chain(fetch));
+        let (opened, mut fetch) = fetch.open(self.keyring)?;
+        let identity = opened.identity;
         let opts = DecodeOptions {
-            workers: self.config.workers,
-            expected_name: Some(object.name),
-            ranges: None,
-            max_memory: self.config.max_memory,
             check_sha256: true,
+            ..DecodeOptions::from_config(self.config, object.name)
         };
         let sink = Metered::new(io::sink(), object.written);
-        let decoded = pipeline::decode(&mut input, sink, self.keyring.identities(), &opts);
-        let (_, fetch) = input.into_inner().into_inner();
+        let decoded = pipeline::decode_opened(opened.file_key, &mut fetch.input, sink, &opts);
         match decoded {
             Ok(_) => {
                 object.said(fetch.finish()?);

@@ -239,6 +239,12 @@ impl Header {
         out
     }
 
+    /// Length in bytes of the encoded header ([`Header::encode`]): how many bytes of the
+    /// file come before the payload nonce.
+    pub fn encoded_len(&self) -> usize {
+        self.mac_input.len() + 1 + ENCODED_MAC_LEN + 1
+    }
+
     /// Finds the file key with the first identity of the keyring that unwraps a stanza,
     /// and checks the header MAC with it.
     pub fn unwrap_file_key<I: AsRef<dyn Identity>>(
@@ -294,4 +300,49 @@ fn read_line<R: BufRead>(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::age_file::new_file_key;
+    use crate::keys::mlkem768x25519;
+
+    #[test]
+    fn the_encoded_length_is_that_of_the_encoding() {
+        let key = new_file_key();
+        let recipient: Box<dyn Recipient> = Box::new(age::x25519::Identity::generate().to_public());
+        let header = Header::wrap(&key, &[recipient]).unwrap();
+        let encoded = header.encode();
+        assert_eq!(header.encoded_len(), encoded.len());
+        let read = Header::read(&mut &encoded[..]).unwrap();
+        assert_eq!(read.encoded_len(), encoded.len());
+    }
+
+    #[test]
+    fn the_header_writer_refuses_mixed_recipients_however_they_were_built() {
+        let pq = || {
+            Box::new(mlkem768x25519::Identity::generate().to_public()) as Box<dyn age::Recipient>
+        };
+        let classic =
+            || Box::new(age::x25519::Identity::generate().to_public()) as Box<dyn age::Recipient>;
+        let key = new_file_key();
+        for mixed in [vec![pq(), classic()], vec![classic(), pq(), pq()]] {
+            let err = Header::wrap(&key, &mixed)
+                .err()
+                .expect("a mixed header was written");
+            assert!(err.contains("both post-quantum and classic"), "{err}");
+        }
+        assert_eq!(
+            Header::wrap(&key, &[pq(), pq()]).unwrap().stanzas().len(),
+            2
+        );
+        assert_eq!(
+            Header::wrap(&key, &[classic(), classic()])
+                .unwrap()
+                .stanzas()
+                .len(),
+            2
+        );
+    }
 }

@@ -23,7 +23,7 @@ use crate::keys::{Keyring, Recipients};
 use crate::log::{logged, CallLog, Metered};
 use crate::message::io_reason;
 use crate::pipeline::encode::EncodeError;
-use crate::pipeline::{self, ByteRanges, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
+use crate::pipeline::{self, ByteRanges, DecodeOptions, EncodeOptions};
 
 /// backup_data: stdin to the inner plugin's backup_data under the same key.
 pub fn backup_data(config_path: &Path, key: &str) -> Result<()> {
@@ -67,12 +67,7 @@ fn backup(
     let name = object_name(key)?;
     let recipients = Recipients::from_config(&config)?;
     let inner = InnerPlugin::new(&config)?;
-    let opts = EncodeOptions {
-        compression: config.compression,
-        workers: config.workers,
-        frame_size: DEFAULT_FRAME_SIZE,
-        max_memory: config.max_memory,
-    };
+    let opts = EncodeOptions::from_config(&config);
     // A small object (most tables) is read and sealed whole first, then handed to the
     // inner plugin in one go: see `InnerPlugin::backup_data_whole`.
     // Grown as it fills, not a `ReadBuf` of the whole limit: most calls are small, and
@@ -290,11 +285,8 @@ fn decoded(
     log: &mut CallLog,
 ) -> Result<Ending> {
     let opts = DecodeOptions {
-        workers: config.workers,
-        expected_name: Some(name),
         ranges,
-        max_memory: config.max_memory,
-        check_sha256: config.restore_check_sha256,
+        ..DecodeOptions::from_config(config, name)
     };
     let decoded = pipeline::decode(&mut input, out, keyring.identities(), &opts);
     log.bytes_in = input.with_inner(|r| r.get_ref().bytes_read());

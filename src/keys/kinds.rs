@@ -139,7 +139,7 @@ impl AsRef<dyn age::Identity> for IdentityKey {
 /// The identities of one identity file's text: an OpenSSH private key, or identity
 /// lines. Also returns what about the file stock age refuses. `what` names the file in
 /// errors; no error ever quotes a key line.
-pub fn parse_identity_file(
+pub(crate) fn parse_identity_file(
     text: &str,
     path: &Path,
     what: &str,
@@ -189,7 +189,7 @@ pub fn parse_identity_file(
 }
 
 /// True when a header stanza of this type resists a quantum computer.
-pub fn is_post_quantum_stanza(tag: &str) -> bool {
+pub(crate) fn is_post_quantum_stanza(tag: &str) -> bool {
     tag == mlkem768x25519::STANZA_TAG
 }
 

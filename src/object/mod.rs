@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Every zstd frame carries zstd's content checksum (XXH64 of its content), compressed
-//! frames from libzstd, stored frames from [`emit_stored_frame`]; objects written before
+//! frames from libzstd, stored frames from [`write_stored_frame`]; objects written before
 //! that carry none ([`has_content_checksum`]).
 //!
 //! The descriptors form the frame index: a reader learns every frame's position in the
@@ -23,7 +23,8 @@ mod records;
 mod stored;
 
 pub use records::{FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer, Record};
-pub use stored::{emit_stored_frame, stored_frame_len, write_stored_frame};
+pub use stored::write_stored_frame;
+pub(crate) use stored::{emit_stored_frame, stored_frame_len};
 
 use std::fmt;
 use std::io::{self, Read};
@@ -108,7 +109,7 @@ impl<R: Read> UnitReader<R> {
     /// Hands back the buffer of a frame that is done with, for the next frame to be read
     /// into: a long stream then reads into the same few buffers instead of a fresh
     /// allocation (and its page faults) per frame.
-    pub fn recycle(&mut self, buf: Vec<u8>) {
+    pub(crate) fn recycle(&mut self, buf: Vec<u8>) {
         if self
             .spare
             .as_ref()
@@ -283,7 +284,7 @@ pub fn has_content_checksum(frame: &[u8]) -> bool {
 }
 
 /// Reads until `buf` is full or the input ends; returns how much was read.
-pub fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match input.read(&mut buf[filled..]) {

@@ -202,6 +202,6 @@ impl Record {
 
 /// The most bytes an honest zstd frame of `plain_len` original bytes can take: zstd's
 /// own bound, which also covers a stored frame (raw blocks cost 3 bytes per 128 KiB).
-pub fn max_frame_len(plain_len: u32) -> u64 {
+pub(crate) fn max_frame_len(plain_len: u32) -> u64 {
     zstd::zstd_safe::compress_bound(plain_len as usize) as u64 + 64
 }

@@ -28,14 +28,14 @@ const FHD_SINGLE_SEGMENT_FCS4_CHECKSUM: u8 = 0xA4;
 const CHECKSUM_LEN: usize = 4;
 
 /// The length of the stored frame of `len` bytes.
-pub fn stored_frame_len(len: usize) -> usize {
+pub(crate) fn stored_frame_len(len: usize) -> usize {
     9 + len + 3 * len.div_ceil(BLOCK_MAX).max(1) + CHECKSUM_LEN
 }
 
 /// Emits the stored zstd frame holding `data` as a sequence of byte slices (headers,
 /// the data itself, its checksum), so the caller can copy them straight to where they
 /// go. `data` must be under 4 GiB.
-pub fn emit_stored_frame<E>(
+pub(crate) fn emit_stored_frame<E>(
     data: &[u8],
     mut emit: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {

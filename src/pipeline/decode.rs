@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use age::Identity;
+use age_core::format::FileKey;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use sha2::{Digest, Sha256};
 
@@ -100,7 +101,7 @@ impl DecodeError {
     /// The message for a person. For an object this plugin did not write it adds the
     /// stock command that recovers it with the keyring's files (`identity_files`), the
     /// object fetched from storage as `object`.
-    pub fn explain(&self, identity_files: &[PathBuf], object: &str) -> String {
+    pub(crate) fn explain(&self, identity_files: &[PathBuf], object: &str) -> String {
         match self {
             DecodeError::Foreign => format!(
                 "{self}; recover it with the stock age CLI: {}",
@@ -112,7 +113,7 @@ impl DecodeError {
 
     /// True when the output was closed by its reader (EPIPE): the reader stopped early,
     /// which is not a failure of the restore.
-    pub fn is_reader_gone(&self) -> bool {
+    pub(crate) fn is_reader_gone(&self) -> bool {
         matches!(self, DecodeError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
     }
 }
@@ -120,7 +121,7 @@ impl DecodeError {
 /// `age -d -i IDENTITY… OBJECT > OBJECT.decrypted`: the stock command that decrypts an
 /// age file, with one `-i` per identity file (age tries each), writing beside the
 /// object, never over it. Paths are quoted for a POSIX shell where needed.
-pub fn stock_decrypt_command(identity_files: &[PathBuf], object: &str) -> String {
+pub(crate) fn stock_decrypt_command(identity_files: &[PathBuf], object: &str) -> String {
     let mut command = String::from("age -d");
     if identity_files.is_empty() {
         command.push_str(" -i IDENTITY_FILE");
@@ -193,6 +194,19 @@ pub fn decode<R: BufRead + Send, W: Write + Send>(
     let file_key = header
         .unwrap_file_key(identities)
         .map_err(DecodeError::Header)?;
+    decode_opened(file_key, input, out, opts)
+}
+
+/// [`decode`] of an object whose age header the caller has already read and opened
+/// (e.g. with [`crate::keys::Keyring::open`], to know which identity opened it):
+/// `input` is positioned just after the header, at the payload nonce, and `file_key` is
+/// the header's. Checks everything [`decode`] checks after the header.
+pub fn decode_opened<R: BufRead + Send, W: Write + Send>(
+    file_key: FileKey,
+    mut input: R,
+    out: W,
+    opts: &DecodeOptions,
+) -> Result<DecodeReport, DecodeError> {
     let mut nonce = [0u8; NONCE_SIZE];
     if read_full(&mut input, &mut nonce).map_err(FormatError::Io)? != NONCE_SIZE {
         return Err(DecodeError::Stream(StreamError::Truncated));

@@ -7,14 +7,13 @@ use age::Recipient;
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
-use zstd::zstd_safe::CParameter;
 
 use super::read_buf::ReadBuf;
 use super::{
     resolve_workers, Plan, SEAL_BATCH_CHUNKS, STORED_FRAME_SIZE, STORED_SEAL_BATCH_CHUNKS,
 };
 use crate::age_file::{new_file_key, new_nonce, stream::StreamSealer, Header, PayloadKey};
-use crate::config::{Compression, ZstdLevel};
+use crate::compression::{new_compressor, Compression, ZstdLevel};
 use crate::object::{
     emit_stored_frame, stored_frame_len, FrameDescriptor, FrameKind, ObjectHeader, ObjectTrailer,
 };
@@ -68,7 +67,7 @@ impl std::error::Error for EncodeError {}
 
 /// True when the input is already compressed, judged from the object's name (gpbackup
 /// names its gzip and zstd outputs `.gz` and `.zst`) or from its first bytes.
-pub fn looks_compressed(name: &str, head: &[u8]) -> bool {
+pub(crate) fn looks_compressed(name: &str, head: &[u8]) -> bool {
     const SUFFIXES: &[&str] = &[".gz", ".zst", ".zstd", ".bz2", ".xz", ".lz4"];
     const MAGICS: &[&[u8]] = &[
         &[0x1f, 0x8b],                         // gzip
@@ -115,24 +114,16 @@ impl Encoded {
     }
 }
 
-/// The default compression when no `compression_level` is given: level 1 (zstd's
-/// "fast" strategy) with a window as large as a frame and a 64 Ki-entry hash table.
-/// On gpbackup's delimited table text (`bench/`, made by `gen_table_csv.py`) this is
-/// 1% smaller than level 3 and about 1.35x faster to compress; on source-code-like
-/// text it is about 5% larger than level 3 (measured in README, "Compression").
-/// libzstd still shrinks the window and table for inputs smaller than a frame.
-pub const TABLE_DATA_PARAMETERS: &[CParameter] =
-    &[CParameter::WindowLog(21), CParameter::HashLog(16)];
-
 /// Compresses frames; one per thread, reusing its zstd context and output buffers.
 struct Framer {
     compressor: Option<zstd::bulk::Compressor<'static>>,
 }
 
 impl Framer {
-    fn new(level: Option<ZstdLevel>) -> Result<Framer, EncodeError> {
+    /// A framer for frames of up to `frame_size` bytes (`None`: frames are stored).
+    fn new(level: Option<ZstdLevel>, frame_size: usize) -> Result<Framer, EncodeError> {
         let compressor = level
-            .map(new_compressor)
+            .map(|level| new_compressor(level, frame_size))
             .transpose()
             .context("cannot create a zstd compressor")
             .map_err(EncodeError::Other)?;
@@ -162,25 +153,6 @@ impl Framer {
             .as_mut()
             .map_or(0, |c| c.context_mut().sizeof())
     }
-}
-
-/// A compression context with every parameter a compressed frame is written with; the
-/// one place they are set.
-fn new_compressor(level: ZstdLevel) -> io::Result<zstd::bulk::Compressor<'static>> {
-    let (level, parameters) = match level {
-        ZstdLevel::Level(level) => (level, &[][..]),
-        ZstdLevel::TableData => (1, TABLE_DATA_PARAMETERS),
-    };
-    let mut c = zstd::bulk::Compressor::new(level)?;
-    // Every frame carries zstd's content checksum (XXH64 of the original bytes, computed
-    // by libzstd from its input), which libzstd verifies as it decompresses, and stock
-    // `zstd -d` too: with it, a full restore needs no SHA-256 of the whole original
-    // (docs/FORMAT.md, "What restore checks").
-    c.set_parameter(CParameter::ChecksumFlag(true))?;
-    for p in parameters {
-        c.set_parameter(*p)?;
-    }
-    Ok(c)
 }
 
 /// Seals frames in order and recycles their buffers.
@@ -281,7 +253,7 @@ pub fn encode<R: Read, W: Write + Send>(
         .map_err(EncodeError::Output)?;
 
     let mut report = EncodeReport::default();
-    let mut framer = Framer::new(level)?;
+    let mut framer = Framer::new(level, frame_size)?;
     let mut first = Encoded::new(first);
     if single {
         report.bytes_in = n as u64;
@@ -364,7 +336,9 @@ fn encode_parallel<R: Read, W: Write + Send>(
         let mut first_framer = Some(first_framer);
         for _ in 0..plan.workers {
             let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
-            let framer = first_framer.take().map_or_else(|| Framer::new(level), Ok);
+            let framer = first_framer
+                .take()
+                .map_or_else(|| Framer::new(level, frame_size), Ok);
             s.spawn(move || {
                 let mut framer = match framer {
                     Ok(f) => f,

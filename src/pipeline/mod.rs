@@ -1,8 +1,8 @@
 //! The frame pipelines that turn an original stream into a stored object and back.
 //!
-//! Backup ([`encode`]): the calling thread reads the input in frames and hashes it, a
+//! Backup ([`encode()`]): the calling thread reads the input in frames and hashes it, a
 //! pool of workers compresses frames independently, and an ordered writer seals them
-//! into the age payload. Restore ([`decode`]): the calling thread decrypts and splits
+//! into the age payload. Restore ([`decode()`]): the calling thread decrypts and splits
 //! the payload into frames, workers decompress them, and an ordered writer verifies and
 //! emits them. Channels between the stages are bounded, so memory does not grow with
 //! the stream. How many frames are in flight and how many workers run is planned from
@@ -11,16 +11,18 @@
 
 pub mod decode;
 pub mod encode;
+mod options;
 pub mod ranges;
 mod read_buf;
 
-pub use decode::{decode, DecodeError, DecodeOptions, DecodeReport};
+pub use decode::{decode, decode_opened, DecodeError, DecodeOptions, DecodeReport};
 pub use encode::{encode, EncodeOptions, EncodeReport};
 pub use ranges::ByteRanges;
 
-/// Original bytes per frame. 2 MiB matches zstd's level-3 window, so independent frames
-/// lose little ratio, and keeps a frame's buffers small enough that the whole pipeline
-/// stays far below 64 MiB.
+/// Original bytes per frame. 2 MiB is the window libzstd gives level 3 on large inputs,
+/// so independent frames lose little ratio, and keeps a frame's buffers small enough
+/// that the whole pipeline stays far below 64 MiB. The compression window follows it
+/// ([`crate::compression::window_log`]).
 pub const DEFAULT_FRAME_SIZE: usize = 2 << 20;
 
 /// Original bytes per frame when frames are stored rather than compressed (input that
@@ -46,7 +48,7 @@ pub const DEFAULT_WORKERS_CAP: usize = 4;
 /// library reads them) up to [`DEFAULT_WORKERS_CAP`]. Asking the system costs a few
 /// file reads (cgroup quotas), so it is only done when a stream turns out to need
 /// threads.
-pub fn resolve_workers(configured: usize) -> usize {
+pub(crate) fn resolve_workers(configured: usize) -> usize {
     match configured {
         0 => std::thread::available_parallelism()
             .map_or(1, |n| n.get())

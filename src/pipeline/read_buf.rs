@@ -3,8 +3,8 @@
 //! glibc serves a large allocation (from 128 KiB) with a mapping of its own and returns
 //! an address 16 bytes past a page boundary. A `read` into such a buffer has the kernel
 //! copy from page-aligned memory (a pipe's pages, the page cache) to an address 16 bytes
-//! further on in its page, and on this AMD EPYC the `rep movsb` the kernel copies with
-//! is 3x to 4x slower when the destination lies 1 to 31 bytes past the source, modulo
+//! further on in its page, and on some CPUs the `rep movsb` the kernel copies with is
+//! 3x to 4x slower when the destination lies 1 to 31 bytes past the source, modulo
 //! 4096 (`bench/read_offset.py` measures it; README, "Where the time goes"). A backup's
 //! frames start at input offsets that are multiples of 64, so with each buffer's
 //! contents on a 64-byte boundary every read keeps source and destination at the same

@@ -1,6 +1,19 @@
-//! Shared test harness: a temporary cluster layout, a plugin config wrapping the real
-//! example inner plugin, and the built binary run the way gpbackup runs it (`bash -c`).
-#![allow(dead_code)]
+//! The tests' one support tree: a temporary cluster layout, a plugin config wrapping the
+//! real example inner plugin, and the built binary run the way gpbackup runs it
+//! (`bash -c`), here; runs bounded in time with a private `$TMPDIR` and the assertions
+//! of the hostile tests ([`bounded`]); the plugin API tests' doubles and data
+//! ([`plugin`]); the operator commands' keys and simulated backup sets ([`admin`]).
+//! One name per thing: `age_cli_decrypt` is the Go reference CLI, `age_crate_decrypt`
+//! the age crate; neither is our code.
+#![allow(dead_code, unused_imports)]
+
+mod admin;
+mod bounded;
+mod plugin;
+
+pub use admin::*;
+pub use bounded::*;
+pub use plugin::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -22,6 +35,17 @@ pub fn demo_identity() -> PathBuf {
 
 pub fn demo_recipients() -> PathBuf {
     repo().join("keys/demo-only-recipients.txt")
+}
+
+/// The demo recipient, as the line of [`demo_recipients`] that holds it.
+pub fn demo_recipient_line() -> String {
+    std::fs::read_to_string(demo_recipients())
+        .expect("read the demo recipients")
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("age1"))
+        .expect("an age1 recipient")
+        .to_string()
 }
 
 /// One test's world: a temp dir holding the storage root, the segment directories, a
@@ -70,7 +94,24 @@ impl Harness {
     /// Writes the config: the default options, overridden or extended by `extra`; an
     /// option given as ("key", "") is left out.
     pub fn write_config(&self, extra: &[(&str, &str)]) {
-        let mut options: Vec<(String, String)> = vec![
+        let mut options = self.default_options();
+        for (k, v) in extra {
+            options.retain(|(key, _)| key != k);
+            if !v.is_empty() {
+                options.push((k.to_string(), v.to_string()));
+            }
+        }
+        let text = format!(
+            "executablepath: {BIN}\noptions:\n{}",
+            option_lines(&options)
+        );
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    /// The default options: the local plugin as the inner plugin, the demo keys (the
+    /// identity a private copy), this harness's storage root.
+    fn default_options(&self) -> Vec<(String, String)> {
+        vec![
             (
                 "inner_executablepath".into(),
                 local_plugin().display().to_string(),
@@ -85,27 +126,19 @@ impl Harness {
             ),
             ("root".into(), self.storage().display().to_string()),
             ("pgport".into(), "5432".into()),
-        ];
-        for (k, v) in extra {
-            options.retain(|(key, _)| key != k);
-            if !v.is_empty() {
-                options.push((k.to_string(), v.to_string()));
-            }
-        }
-        let mut text = format!("executablepath: {BIN}\noptions:\n");
-        for (k, v) in options {
-            text.push_str(&format!(
-                "  {k}: \"{}\"\n",
-                v.replace('\\', "\\\\").replace('"', "\\\"")
-            ));
-        }
-        std::fs::write(&self.config, text).expect("write config");
+        ]
     }
 
-    /// The backup directory of a segment, as gpbackup lays it out.
-    pub fn backup_dir(&self, content: i32) -> PathBuf {
+    /// The backup directory of a segment (content -1 is the coordinator) for backup
+    /// `ts`, as gpbackup lays it out under the segment's data directory.
+    pub fn seg_dir(&self, content: i32, ts: &str) -> PathBuf {
         self.path()
-            .join(format!("seg{content}/backups/{}/{TS}", &TS[..8]))
+            .join(format!("gpseg{content}/backups/{}/{ts}", &ts[..8]))
+    }
+
+    /// [`Harness::seg_dir`] of the harness's backup, [`TS`].
+    pub fn backup_dir(&self, content: i32) -> PathBuf {
+        self.seg_dir(content, TS)
     }
 
     /// A data_filekey of a segment's table.
@@ -116,10 +149,36 @@ impl Harness {
             .to_string()
     }
 
-    /// Where the local plugin keeps the object of a key.
+    /// Where the local plugin keeps the object of a key of any timestamp: under the
+    /// key's last three path components, `<date>/<timestamp>/<basename>`
+    /// (examples/local_plugin.sh, `object_path`).
     pub fn stored(&self, key: &str) -> PathBuf {
-        let base = Path::new(key).file_name().expect("basename");
-        self.storage().join(&TS[..8]).join(TS).join(base)
+        let parts: Vec<&str> = key.rsplit('/').take(3).collect();
+        assert_eq!(
+            parts.len(),
+            3,
+            "{key} has no <date>/<timestamp>/ directories"
+        );
+        self.storage().join(parts[2]).join(parts[1]).join(parts[0])
+    }
+
+    /// Where the local plugin keeps object `basename` of backup `ts`.
+    pub fn stored_at(&self, ts: &str, basename: &str) -> PathBuf {
+        self.stored(&format!("{}/{ts}/{basename}", &ts[..8]))
+    }
+
+    /// The call log lines of this harness's `$HOME` (every day's file).
+    pub fn call_log_lines(&self) -> Vec<String> {
+        files_under(&self.home().join("gpAdminLogs"))
+            .iter()
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .expect("read the call log")
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Runs `gpbackup_age_plugin <args>` through `bash -c` as gpbackup does, with
@@ -149,9 +208,7 @@ impl Harness {
 /// Runs a shell command with HOME set, feeding `stdin` from a thread.
 pub fn run_in(home: &Path, script: &str, stdin: &[u8]) -> Output {
     std::fs::create_dir_all(home).expect("home");
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg(script)
+    let mut child = gpbackup_shell(script)
         .env("HOME", home)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -169,9 +226,11 @@ pub fn run_in(home: &Path, script: &str, stdin: &[u8]) -> Output {
     out
 }
 
-/// Asserts success with empty stderr (gprestore fails on any stderr text).
+/// Asserts success with empty stderr (gprestore fails on any stderr text), and no
+/// panic.
 #[track_caller]
 pub fn assert_ok(out: &Output) {
+    assert_no_panic(out);
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "expected success with empty stderr, got {:?}: {}",
@@ -223,4 +282,80 @@ pub fn age_crate_decrypt_with(
     let mut out = Vec::new();
     reader.read_to_end(&mut out).map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+/// Every regular file under `dir`, recursively (symbolic links not followed), sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(_) => out.push(p),
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Length of the age header at the start of `object` (through the MAC line), read by
+/// the crate's header parser.
+pub fn age_header_len(object: &[u8]) -> usize {
+    gpbackup_age_plugin::age_file::Header::read(&mut &object[..])
+        .expect("an age header")
+        .encoded_len()
+}
+
+/// Where the encrypted payload of `object` starts: after the age header and the
+/// payload nonce.
+pub fn payload_start(object: &[u8]) -> usize {
+    age_header_len(object) + gpbackup_age_plugin::age_file::NONCE_SIZE
+}
+
+/// YAML lines under `options:` for `options`, each value double-quoted.
+pub fn option_lines(options: &[(String, String)]) -> String {
+    options
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "  {k}: \"{}\"\n",
+                v.replace('\\', "\\\\").replace('"', "\\\"")
+            )
+        })
+        .collect()
+}
+
+/// The default option lines of the harness config, as YAML lines under `options:`.
+pub fn default_option_lines(h: &Harness) -> String {
+    option_lines(&h.default_options())
+}
+
+/// A config text with the harness's default options plus `extra_lines` raw YAML lines.
+pub fn config_text(h: &Harness, extra_lines: &str) -> String {
+    format!(
+        "executablepath: {BIN}\noptions:\n{}{extra_lines}",
+        default_option_lines(h)
+    )
+}
+
+/// `bash -c SCRIPT`, as gpbackup and gpbackup_helper start a plugin, with the signals
+/// the tests send or that stop a call (HUP, INT, TERM, QUIT) at their default action.
+/// The test runner may itself run under `nohup` or as a background job, whose ignored
+/// dispositions would pass on to the plugin, which rightly keeps an ignored signal
+/// ignored; a test that wants one ignored says so (`exec nohup …`).
+pub fn gpbackup_shell(script: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("env");
+    command
+        .arg("--default-signal=HUP,INT,TERM,QUIT")
+        .arg("bash")
+        .arg("-c")
+        .arg(script);
+    command
 }

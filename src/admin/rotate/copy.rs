@@ -251,7 +251,7 @@ mod tests {
         };
         let (out, _) =
             pipeline::encode(&data[..], Vec::new(), "obj", &recipients, &opts).expect("encode");
-        let header_len = Header::read(&mut &out[..]).unwrap().encode().len();
+        let header_len = Header::read(&mut &out[..]).unwrap().encoded_len();
         (out, header_len, identity)
     }
 

@@ -3,43 +3,41 @@
 
 use std::io::{self, BufRead, Read, Write};
 
+use age_core::format::FileKey;
 use anyhow::anyhow;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use zeroize::Zeroizing;
 
 use crate::config::PluginConfig;
-use crate::keys::{Keyring, Recipients};
-use crate::pipeline::{self, DecodeOptions, EncodeOptions, DEFAULT_FRAME_SIZE};
+use crate::keys::Recipients;
+use crate::pipeline::{self, DecodeOptions, EncodeOptions};
 
 /// Bytes per block handed from the decoding to the encoding thread.
 const BLOCK: usize = 1 << 20;
 
-/// Decodes the object on `input` with the keyring, checking everything a restore checks
-/// (its name is `name`), and encodes the original again for the config's recipients
-/// under a fresh file key into `out`. The original only passes through memory, in
-/// blocks that are zeroized when dropped. `out` must be discarded unless this succeeds.
+/// Decodes the object on `input` (positioned after its age header, which `file_key`
+/// opened), checking everything a restore checks (its name is `name`), and encodes the
+/// original again for the config's recipients under a fresh file key into `out`. The
+/// original only passes through memory, in blocks that are zeroized when dropped. `out`
+/// must be discarded unless this succeeds.
 pub fn reencrypt<R: BufRead + Send, W: Write + Send>(
+    file_key: FileKey,
     input: R,
     out: &mut W,
     name: &str,
-    keyring: &Keyring,
     recipients: &Recipients,
     config: &PluginConfig,
 ) -> Result<(), String> {
     let (mut writer, reader) = pipe();
+    // The two pipelines run at once and share the call's memory.
     let encode_opts = EncodeOptions {
-        compression: config.compression,
-        workers: config.workers,
-        frame_size: DEFAULT_FRAME_SIZE,
-        // The two pipelines run at once and share the call's memory.
         max_memory: config.max_memory / 2,
+        ..EncodeOptions::from_config(config)
     };
     let decode_opts = DecodeOptions {
-        workers: config.workers,
-        expected_name: Some(name),
-        ranges: None,
         max_memory: config.max_memory / 2,
         check_sha256: true,
+        ..DecodeOptions::from_config(config, name)
     };
     std::thread::scope(|s| {
         let encoder = s.spawn(move || -> Result<(), String> {
@@ -47,7 +45,7 @@ pub fn reencrypt<R: BufRead + Send, W: Write + Send>(
                 .map(|_| ())
                 .map_err(|e| format!("re-encrypting: {e}"))
         });
-        let decoded = pipeline::decode(input, &mut writer, keyring.identities(), &decode_opts);
+        let decoded = pipeline::decode_opened(file_key, input, &mut writer, &decode_opts);
         let decoded = match decoded {
             Ok(_) => writer.close().map_err(|e| format!("re-encrypting: {e}")),
             Err(e) => {

@@ -168,17 +168,14 @@ fn rewrapped_from_file(rot: &Rotate, orig: &Path, writer: &mut dyn Write) -> Res
 
 /// Decodes the staged copy and encodes it again under a fresh file key into `new`.
 fn reencrypt_file(rot: &Rotate, name: &str, orig: &Path, new: &Path) -> Result<()> {
-    let input = BufReader::with_capacity(READ_BUFFER, open_file(orig)?);
+    let mut input = BufReader::with_capacity(READ_BUFFER, open_file(orig)?);
+    let file_key = Header::read(&mut input)
+        .and_then(|header| rot.keyring.open(&header))
+        .map_err(|e| anyhow!("{e}"))?
+        .file_key;
     let mut out = create_private(new)?;
-    reencrypt(
-        input,
-        &mut out,
-        name,
-        rot.keyring,
-        rot.recipients,
-        rot.config,
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    reencrypt(file_key, input, &mut out, name, rot.recipients, rot.config)
+        .map_err(|e| anyhow!("{e}"))?;
     out.sync_all()
         .map_err(|e| anyhow!("cannot sync {}: {}", new.display(), io_reason(&e)))?;
     Ok(())

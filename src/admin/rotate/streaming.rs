@@ -3,7 +3,7 @@
 //! passed (otherwise the inner plugin is killed before its stdin closes). Nothing is
 //! staged; safe only with an inner plugin that replaces an object atomically.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
@@ -54,19 +54,24 @@ pub(super) fn rotate(rot: &Rotate, object: &mut Object) -> Result<Rotated> {
                 Ok(w) => w,
                 Err(e) => return Err(fetch.abort(e)),
             };
-            let mut input = BufReader::new(io::Cursor::new(header.encode()).chain(fetch));
+            let file_key = match rot.keyring.open(&header) {
+                Ok(opened) => opened.file_key,
+                Err(e) => {
+                    drop(writer);
+                    return Err(fetch.abort(anyhow!("{e}")));
+                }
+            };
             let mut capture = HeaderCapture::new(Metered::new(&mut writer, written));
             let result = reencrypt(
-                &mut input,
+                file_key,
+                &mut fetch.input,
                 &mut capture,
                 object.name,
-                rot.keyring,
                 rot.recipients,
                 rot.config,
             );
             let new_header = capture.written();
             drop(capture);
-            let (_, fetch) = input.into_inner().into_inner();
             match result {
                 Ok(_) => commit(rot, object, fetch, writer, new_header)?,
                 Err(e) => {

@@ -6,7 +6,6 @@
 //! written, so a test can check that none is left behind), and a generous time bound
 //! that is only a failure detector: a run that exceeds it fails the test (a hang), it
 //! never decides when something has happened.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -14,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use super::*;
 
 /// Longer than any call of these tests needs by far; exceeding it means a hang.
 pub const BOUND: Duration = Duration::from_secs(30);
@@ -42,9 +41,7 @@ pub fn run_script_within(
     bound: Duration,
 ) -> Output {
     std::fs::create_dir_all(home).expect("home");
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg(script)
+    let mut child = gpbackup_shell(script)
         .env("HOME", home)
         .env("TMPDIR", tmp)
         .stdin(Stdio::piped())
@@ -140,39 +137,6 @@ pub fn assert_one_line_failure(out: &Output, needles: &[&str]) -> String {
     err
 }
 
-/// Success with empty stderr (gprestore fails on any stderr text).
-#[track_caller]
-pub fn assert_success(out: &Output) {
-    assert_no_panic(out);
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "expected success with empty stderr, got {:?}: {}",
-        out.status,
-        stderr_of(out)
-    );
-}
-
-/// Every regular file under `dir`, recursively, sorted.
-pub fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(p),
-                Ok(_) => out.push(p),
-                Err(_) => {}
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// True for the local plugin's own uncommitted temporaries, `<object>.tmp.<pid>`.
 pub fn is_inner_tmp(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -182,7 +146,7 @@ pub fn is_inner_tmp(path: &Path) -> bool {
 
 /// Objects the inner plugin committed (not its temporaries, not its hook log).
 pub fn committed_objects(h: &Harness) -> Vec<PathBuf> {
-    files_in(&h.storage())
+    files_under(&h.storage())
         .into_iter()
         .filter(|p| !is_inner_tmp(p) && !p.ends_with(".hooks.log"))
         .collect()
@@ -191,13 +155,13 @@ pub fn committed_objects(h: &Harness) -> Vec<PathBuf> {
 /// The private TMPDIR holds nothing: no inner config (nor anything else) was left.
 #[track_caller]
 pub fn assert_tmpdir_clean(h: &Harness) {
-    let left = files_in(&tmpdir(h));
+    let left = files_under(&tmpdir(h));
     assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
 }
 
 /// Files under `dir` whose name marks them as a restore_file partial of ours.
 pub fn partial_files(dir: &Path) -> Vec<PathBuf> {
-    files_in(dir)
+    files_under(dir)
         .into_iter()
         .filter(|p| {
             p.file_name()
@@ -243,7 +207,7 @@ pub fn inner_writer_pid(h: &Harness, key: &str) -> u32 {
     let dir = h.stored(key).parent().unwrap().to_path_buf();
     let mut found = None;
     wait_until("the inner plugin receives data", || {
-        found = files_in(&dir)
+        found = files_under(&dir)
             .into_iter()
             .find(|p| is_inner_tmp(p) && std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
         found.is_some()
@@ -304,31 +268,6 @@ pub fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777
 }
 
-/// The call log lines of a harness (every day's file).
-pub fn log_lines(h: &Harness) -> Vec<String> {
-    files_in(&h.home().join("gpAdminLogs"))
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .expect("read log")
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// A config text with the harness's default options plus `extra` raw YAML lines.
-pub fn config_text(h: &Harness, extra_lines: &str) -> String {
-    format!(
-        "executablepath: {BIN}\noptions:\n  inner_executablepath: \"{}\"\n  recipients_file: \"{}\"\n  identity_file: \"{}\"\n  root: \"{}\"\n{extra_lines}",
-        local_plugin().display(),
-        demo_recipients().display(),
-        demo_identity().display(),
-        h.storage().display()
-    )
-}
-
 /// The demo identities, loaded by the crate itself.
 pub fn demo_keyring() -> gpbackup_age_plugin::keys::Keyring {
     gpbackup_age_plugin::keys::Keyring::load(
@@ -342,13 +281,4 @@ pub fn demo_keyring() -> gpbackup_age_plugin::keys::Keyring {
 pub fn demo_recipient_list() -> gpbackup_age_plugin::keys::Recipients {
     gpbackup_age_plugin::keys::Recipients::parse(None, Some(&demo_recipients()))
         .expect("demo recipients")
-}
-
-/// Where the age header ends and where the payload (after the 16-byte nonce) starts.
-pub fn header_and_payload(object: &[u8]) -> (usize, usize) {
-    let end = gpbackup_age_plugin::age_file::Header::read(&mut &object[..])
-        .expect("an age header")
-        .encode()
-        .len();
-    (end, end + 16)
 }

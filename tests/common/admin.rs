@@ -1,13 +1,12 @@
 //! Helpers for the operator-command tests (keygen, rotate, verify, inspect): keys made
 //! with our own `keygen`, and backup sets stored through the plugin exactly the way
 //! gpbackup stores them, with gpbackup's own metadata files.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::*;
+use super::*;
 
 /// A key pair made with `gpbackup_age_plugin keygen`.
 pub struct TestKey {
@@ -140,17 +139,6 @@ impl SimBackup {
     }
 }
 
-/// Where the local plugin keeps object `basename` of backup `ts`.
-pub fn stored_at(h: &Harness, ts: &str, basename: &str) -> PathBuf {
-    h.storage().join(&ts[..8]).join(ts).join(basename)
-}
-
-/// A segment's backup directory for backup `ts` (content -1 is the coordinator).
-pub fn seg_dir(h: &Harness, content: i32, ts: &str) -> PathBuf {
-    h.path()
-        .join(format!("gpseg{content}/backups/{}/{ts}", &ts[..8]))
-}
-
 fn csv_rows(oid: u32, content: u32, rows: usize) -> Vec<u8> {
     let mut out = String::new();
     for i in 0..rows {
@@ -187,7 +175,7 @@ pub fn simulate_backup(h: &Harness, spec: &SimSpec) -> SimBackup {
     let ext = spec.ext();
     let mut objects = BTreeMap::new();
     let hook = |command: &str, scope: &str, content: Option<i32>| {
-        let dir = seg_dir(h, content.unwrap_or(0), ts);
+        let dir = h.seg_dir(content.unwrap_or(0), ts);
         let rest = match content {
             Some(c) => format!("{} {scope} \\\"{c}\\\"", dir.display()),
             None => format!("{} {scope}", dir.display()),
@@ -202,7 +190,7 @@ pub fn simulate_backup(h: &Harness, spec: &SimSpec) -> SimBackup {
 
     // Table data.
     for c in 0..spec.segments {
-        let dir = seg_dir(h, c as i32, ts);
+        let dir = h.seg_dir(c as i32, ts);
         if spec.single_data_file {
             let mut stream = Vec::new();
             let mut toc = String::from("dataentries:\n");
@@ -236,7 +224,7 @@ pub fn simulate_backup(h: &Harness, spec: &SimSpec) -> SimBackup {
     }
 
     // The coordinator's files, in the order gpbackup stores them.
-    let coord = seg_dir(h, -1, ts);
+    let coord = h.seg_dir(-1, ts);
     std::fs::create_dir_all(&coord).unwrap();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     files.push((format!("gpbackup_{ts}_metadata.sql"), metadata_sql(spec)));
@@ -342,14 +330,6 @@ fn report(spec: &SimSpec) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Length of the age header at the start of `bytes` (through the MAC line).
-pub fn age_header_len(bytes: &[u8]) -> usize {
-    gpbackup_age_plugin::age_file::Header::read(&mut &bytes[..])
-        .expect("an age header")
-        .encode()
-        .len()
-}
-
 /// Runs the binary with arguments (no shell), HOME set to the harness's.
 pub fn admin(h: &Harness, args: &[&str]) -> Output {
     std::fs::create_dir_all(h.home()).unwrap();
@@ -361,7 +341,7 @@ pub fn admin(h: &Harness, args: &[&str]) -> Output {
 }
 
 /// `age -d -i identity file`: Some(plaintext) if it decrypts.
-pub fn age_decrypt(identity: &Path, file: &Path) -> Option<Vec<u8>> {
+pub fn age_cli_decrypt(identity: &Path, file: &Path) -> Option<Vec<u8>> {
     let out = Command::new("age")
         .arg("-d")
         .arg("-i")
@@ -380,16 +360,10 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
-/// Asserts success and returns stdout.
+/// Asserts success with empty stderr ([`assert_ok`]) and returns stdout.
 #[track_caller]
 pub fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "expected success, got {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
+    assert_ok(out);
     stdout(out)
 }
 

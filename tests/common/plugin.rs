@@ -1,6 +1,5 @@
 //! Helpers shared by plugin_api.rs, data_paths.rs and stock_tools.rs, on top of the
 //! common harness (kept separate so the common harness stays as it is).
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use crate::common::*;
+use super::*;
 
 /// Content ID arguments exactly as gpbackup writes them into its `bash -c` string.
 pub const Q_MINUS1: &str = r#"\"-1\""#;
@@ -17,19 +16,10 @@ pub const Q1: &str = r#"\"1\""#;
 
 /// A key for a data stream of segment 0 with another timestamp than the harness's.
 pub fn key_with_ts(h: &Harness, ts: &str, oid: u32) -> String {
-    h.path()
-        .join(format!(
-            "seg0/backups/{}/{ts}/gpbackup_0_{ts}_{oid}",
-            &ts[..8]
-        ))
+    h.seg_dir(0, ts)
+        .join(format!("gpbackup_0_{ts}_{oid}"))
         .display()
         .to_string()
-}
-
-/// Where the local plugin keeps the object of a key with any timestamp.
-pub fn stored_any(h: &Harness, key: &str) -> PathBuf {
-    let parts: Vec<&str> = key.rsplit('/').take(3).collect();
-    h.storage().join(parts[2]).join(parts[1]).join(parts[0])
 }
 
 /// An inner plugin that records every invocation and a copy of its config, then runs
@@ -110,17 +100,6 @@ pub fn write_raw_config(h: &Harness, text: &str) {
     std::fs::write(&h.config, text).expect("write config");
 }
 
-/// The default option lines of the harness config, as YAML lines under `options:`.
-pub fn default_option_lines(h: &Harness) -> String {
-    format!(
-        "  inner_executablepath: \"{}\"\n  recipients_file: \"{}\"\n  identity_file: \"{}\"\n  root: \"{}\"\n",
-        local_plugin().display(),
-        demo_recipients().display(),
-        demo_identity().display(),
-        h.storage().display()
-    )
-}
-
 /// Runs a script through bash with HOME set and stdin closed-empty, like `run_in`, but
 /// with extra environment variables for the plugin.
 pub fn run_env(home: &Path, script: &str, stdin: &[u8], env: &[(&str, &Path)]) -> Output {
@@ -135,9 +114,7 @@ pub fn run_env(home: &Path, script: &str, stdin: &[u8], env: &[(&str, &Path)]) -
 /// large to hold in memory.
 pub fn spawn_plugin(h: &Harness, args: &str) -> Child {
     std::fs::create_dir_all(h.home()).expect("home");
-    Command::new("bash")
-        .arg("-c")
-        .arg(format!("{BIN} {args}"))
+    gpbackup_shell(format!("{BIN} {args}"))
         .env("HOME", h.home())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -157,43 +134,12 @@ pub fn subset(h: &Harness, key: &str, offsets: &str) -> Output {
     )
 }
 
-/// Every regular file under `dir`, recursively.
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.expect("dir entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.is_file() {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
-}
-
-/// Length of the age header of an object plus its 16-byte payload nonce: where the
-/// encrypted payload starts.
-pub fn payload_start(object: &[u8]) -> usize {
-    let end = gpbackup_age_plugin::age_file::Header::read(&mut &object[..])
-        .expect("an age header")
-        .encode()
-        .len();
-    end + 16
 }
 
 /// The demo identity, parsed by the age crate itself.
@@ -206,13 +152,7 @@ pub fn demo_identities() -> Vec<Box<dyn age::Identity>> {
 
 /// The demo recipients, parsed by the age crate itself.
 pub fn demo_recipient() -> age::x25519::Recipient {
-    let text = std::fs::read_to_string(demo_recipients()).expect("recipients");
-    text.lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("age1"))
-        .expect("an age1 recipient")
-        .parse()
-        .expect("valid recipient")
+    demo_recipient_line().parse().expect("valid recipient")
 }
 
 /// Decrypts a whole age file with the age crate (not our code) and the demo identity.
@@ -376,19 +316,4 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let out = run_in(Path::new("/tmp"), "gzip -c -1", data);
     assert!(out.status.success(), "gzip failed");
     out.stdout
-}
-
-/// The call log lines of this harness's $HOME.
-pub fn call_log_lines(h: &Harness) -> Vec<String> {
-    let dir = h.home().join("gpAdminLogs");
-    let mut lines = Vec::new();
-    for f in files_under(&dir) {
-        lines.extend(
-            std::fs::read_to_string(f)
-                .expect("log")
-                .lines()
-                .map(str::to_string),
-        );
-    }
-    lines
 }
