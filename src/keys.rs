@@ -23,6 +23,6 @@ pub mod mlkem768x25519;
 pub mod plugin;
 mod recipients;
 
-pub use keyring::{KeyOrigin, Keyring, KeyringEntry, Opened};
+pub use keyring::{KeyOrigin, Keyring, KeyringEntry, Opened, Unwrapped};
 pub use kinds::{key_id, IdentityKey, NewKey, RecipientKey};
 pub use recipients::Recipients;

@@ -31,6 +31,8 @@ use crate::pipeline::{self, DecodeError, DecodeOptions};
 
 /// Runs `inspect`; prints the lines on stdout.
 pub fn inspect(args: &InspectArgs) -> Result<()> {
+    // Run by a person: an age plugin may ask them for a PIN or a touch.
+    crate::keys::plugin::answer_on_terminal();
     let path = &args.object_file;
     let (lines, failure) = describe(path, &args.identities)?;
     for (key, value) in &lines {
@@ -126,11 +128,15 @@ pub fn describe(
     }
 
     let keyring = Keyring::load(identity_files, KeyOrigin::IdentityFlag)?;
+    for w in keyring.warnings() {
+        eprintln!("gpbackup_age_plugin: warning: {w}");
+    }
     let opened = match keyring.open(&header) {
         Ok(opened) => opened,
         Err(e) => return Ok((lines, Some(header_problem(&e)))),
     };
     add("opened with", keyring.label(opened.identity));
+    let again = [opened.reuse()];
     let file_key = opened.file_key;
     let mut nonce = [0u8; NONCE_SIZE];
     if input.read_exact(&mut nonce).is_err() {
@@ -220,7 +226,7 @@ pub fn describe(
         max_memory: pipeline::DEFAULT_MAX_MEMORY,
         check_sha256: true,
     };
-    match pipeline::decode(open_age()?, io::sink(), keyring.identities(), &opts) {
+    match pipeline::decode(open_age()?, io::sink(), &again, &opts) {
         Ok(_) => {
             add(
                 "verified",

@@ -198,7 +198,8 @@ impl Prompter {
     /// The one line a failed plugin call ends in: what it asked for that nobody could
     /// answer, else what the plugin said.
     fn failure(&self, plugin_said: &str) -> String {
-        let mut said = crate::one_line(plugin_said);
+        // The age crate's messages isolate names with U+2068/U+2069 (for Fluent).
+        let mut said = crate::one_line(plugin_said).replace(['\u{2068}', '\u{2069}'], "");
         if let Some(message) = self
             .shown
             .lock()
