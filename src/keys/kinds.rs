@@ -207,7 +207,7 @@ pub fn parse_identity_file(
         }
     }
     if identities.is_empty() {
-        bail!("{what} holds no identity (expected AGE-SECRET-KEY-… lines from age-keygen)");
+        bail!("{what} holds no identity, only comments or blank lines (expected AGE-SECRET-KEY-… lines from age-keygen)");
     }
     Ok((identities, beyond_age(text)))
 }
