@@ -138,4 +138,48 @@ mod tests {
         );
         assert_eq!(beyond_age("# c\r\n\r\nAGE\r\n"), None);
     }
+
+    #[test]
+    fn encrypted_age_files_are_told_apart_from_key_files() {
+        let b64 = |n: usize| "A".repeat(n);
+        let header = |tag: &str| {
+            format!(
+                "age-encryption.org/v1\n-> {tag} {} 18\n{}\n--- {}\n",
+                b64(22),
+                b64(43),
+                b64(43)
+            )
+            .into_bytes()
+        };
+        let mut binary = header("scrypt");
+        binary.extend_from_slice(&[0u8, 0xFF, 0x80]);
+        assert_eq!(
+            encrypted_age_file(&binary),
+            Some("a passphrase-encrypted age file (as age -p writes it)")
+        );
+        assert_eq!(
+            encrypted_age_file(&header("X25519")),
+            Some("an age-encrypted file")
+        );
+        let mut armored = Vec::new();
+        {
+            use std::io::Write;
+            let mut w = age::armor::ArmoredWriter::wrap_output(
+                &mut armored,
+                age::armor::Format::AsciiArmor,
+            )
+            .unwrap();
+            w.write_all(&binary).unwrap();
+            w.finish().unwrap();
+        }
+        assert_eq!(
+            encrypted_age_file(&armored),
+            Some("a passphrase-encrypted age file (ASCII-armored, as age -p -a writes it)")
+        );
+        assert_eq!(encrypted_age_file(b"# created\nAGE-SECRET-KEY-1X\n"), None);
+        assert_eq!(
+            encrypted_age_file(b"-----BEGIN OPENSSH PRIVATE KEY-----\n"),
+            None
+        );
+    }
 }

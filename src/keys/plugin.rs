@@ -303,3 +303,48 @@ impl age::Callbacks for Prompter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::Callbacks;
+
+    #[test]
+    fn plugin_recipients_are_told_apart_from_native_ones() {
+        let (_, x25519) = crate::keys::kinds::generate(crate::keys::NewKey::X25519);
+        assert!(!is_recipient(&x25519));
+        use bech32::ToBase32;
+        let token = bech32::encode(
+            "age1yubikey",
+            [1u8; 33].to_base32(),
+            bech32::Variant::Bech32,
+        );
+        assert!(is_recipient(&token.unwrap()));
+        assert!(!is_recipient("age1yubikey1notbech32"));
+    }
+
+    #[test]
+    fn without_a_terminal_requests_are_refused_and_named() {
+        // Data commands never call answer_on_terminal (this test binary does not).
+        let p = Prompter::new("yubikey");
+        assert_eq!(
+            p.failure("boom"),
+            "age plugin age-plugin-yubikey failed: boom"
+        );
+        p.display_message("Touch your YubiKey");
+        assert_eq!(p.refused().map(|r| r.0), None);
+        assert!(p.request_passphrase("Enter PIN for YubiKey").is_none());
+        assert_eq!(p.confirm("Use it?", "yes", Some("no")), None);
+        let line = p.failure("'\u{2068}age-plugin-yubikey\u{2069}' couldn't use an identity");
+        assert!(
+            line.starts_with("age plugin age-plugin-yubikey asked for a PIN or passphrase (\"Enter PIN for YubiKey\"), but gpbackup runs this command without a terminal"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("(plugin said: it showed \"Touch your YubiKey\", then: 'age-plugin-yubikey' couldn't use an identity)"),
+            "{line}"
+        );
+        p.forget();
+        assert!(p.refused().is_none());
+    }
+}
