@@ -18,7 +18,8 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use age::secrecy::SecretString;
 use age_core::format::{FileKey, Stanza};
@@ -98,11 +99,19 @@ impl age::Recipient for Recipient {
     }
 }
 
+/// How long a plugin that showed a message with nobody to see it ("touch your key")
+/// may take to finish before the call gives up on it: enough for a plugin that only
+/// informs and goes on, far less than a token's wait for a touch.
+const UNSEEN_MESSAGE_GRACE: Duration = Duration::from_secs(5);
+
 /// An identity served by a plugin; unwrapping runs the plugin.
 pub struct Identity {
     name: String,
-    inner: age::plugin::IdentityPluginV1<Prompter>,
+    inner: Arc<age::plugin::IdentityPluginV1<Prompter>>,
     prompter: Prompter,
+    /// One unwrap at a time: a token serves one request at once, a person answers one
+    /// prompt at once, and the prompter's record is per call.
+    busy: Mutex<()>,
 }
 
 impl Identity {
@@ -117,8 +126,9 @@ impl Identity {
             .map_err(|_| format!("a plugin identity {}", not_on_path(&name)))?;
         Ok(Identity {
             name,
-            inner,
+            inner: Arc::new(inner),
             prompter,
+            busy: Mutex::new(()),
         })
     }
 
@@ -134,8 +144,46 @@ impl age::Identity for Identity {
     }
 
     fn unwrap_stanzas(&self, stanzas: &[Stanza]) -> Option<Result<FileKey, age::DecryptError>> {
+        let _one = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         self.prompter.forget();
-        let result = self.inner.unwrap_stanzas(stanzas);
+        // The plugin runs on a thread of its own, so that a message nobody can see
+        // (which gets no answer to refuse) does not leave the call waiting on the
+        // plugin: after UNSEEN_MESSAGE_GRACE the call fails, naming the message. The
+        // plugin process is then left to its own timeout; a data command exits soon
+        // after, which closes its pipes.
+        let (tx, rx) = mpsc::channel();
+        self.prompter.notify(Some(tx.clone()));
+        let inner = Arc::clone(&self.inner);
+        let stanzas: Vec<Stanza> = stanzas
+            .iter()
+            .map(|s| Stanza {
+                tag: s.tag.clone(),
+                args: s.args.clone(),
+                body: s.body.clone(),
+            })
+            .collect();
+        std::thread::spawn(move || {
+            let _ = tx.send(Event::Done(inner.unwrap_stanzas(&stanzas)));
+        });
+        let mut waiting_for_attention = false;
+        let result = loop {
+            let event = if waiting_for_attention {
+                rx.recv_timeout(UNSEEN_MESSAGE_GRACE).ok()
+            } else {
+                rx.recv().ok()
+            };
+            match event {
+                Some(Event::Done(result)) => break result,
+                Some(Event::Unseen) => waiting_for_attention = true,
+                None => {
+                    self.prompter.notify(None);
+                    return Some(Err(age::DecryptError::Io(io::Error::other(
+                        self.prompter.unanswered(),
+                    ))));
+                }
+            }
+        };
+        self.prompter.notify(None);
         match result {
             Some(Err(e)) => Some(Err(age::DecryptError::Io(io::Error::other(
                 self.prompter.failure(&e.to_string()),
@@ -166,6 +214,15 @@ struct Prompter {
     refused: Arc<Mutex<Option<Request>>>,
     /// The last message shown with nobody to see it.
     shown: Arc<Mutex<Option<String>>>,
+    /// Told when a message is shown with nobody to see it.
+    events: Arc<Mutex<Option<mpsc::Sender<Event>>>>,
+}
+
+/// What the thread running a plugin reports to the call waiting on it.
+enum Event {
+    /// A message was shown with nobody to see it.
+    Unseen,
+    Done(Option<Result<FileKey, age::DecryptError>>),
 }
 
 impl Prompter {
@@ -174,7 +231,23 @@ impl Prompter {
             binary: binary_name(name),
             refused: Arc::new(Mutex::new(None)),
             shown: Arc::new(Mutex::new(None)),
+            events: Arc::new(Mutex::new(None)),
         }
+    }
+
+    fn notify(&self, to: Option<mpsc::Sender<Event>>) {
+        *self.events.lock().unwrap_or_else(|e| e.into_inner()) = to;
+    }
+
+    /// The line of a call given up on after a message nobody saw.
+    fn unanswered(&self) -> String {
+        let shown = self.shown.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        format!(
+            "age plugin {} is waiting for attention (it showed \"{}\") and got no file key within {} s; gpbackup runs this command without a terminal, so nobody can see the message or touch the token; restore with an identity that needs no PIN, touch or confirmation (keys/README.md, \"Hardware-held identities\")",
+            self.binary,
+            shown.unwrap_or_default(),
+            UNSEEN_MESSAGE_GRACE.as_secs()
+        )
     }
 
     fn forget(&self) {
@@ -271,6 +344,9 @@ impl age::Callbacks for Prompter {
             None => {
                 *self.shown.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(crate::one_line(message));
+                if let Some(events) = &*self.events.lock().unwrap_or_else(|e| e.into_inner()) {
+                    let _ = events.send(Event::Unseen);
+                }
             }
         }
     }

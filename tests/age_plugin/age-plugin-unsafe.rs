@@ -4,14 +4,16 @@
 //! identity may demand interaction the way a token does. Unsafe by design: never use it
 //! for real data.
 //!
-//! - `age-plugin-unsafe --generate KEY_FILE [none|pin|confirm|message]` writes a new key
+//! - `age-plugin-unsafe --generate KEY_FILE [none|pin|confirm|message|touch]` writes a new key
 //!   to KEY_FILE (0600) and prints the identity (`AGE-PLUGIN-UNSAFE-1…`) with its
 //!   recipient (`age1unsafe1…`) in a comment, as age plugins do.
 //! - Recipient data: the X25519 public key (32 bytes). Identity data: one byte for the
 //!   interaction it demands, then the key file's path. Stanzas: an X25519 stanza
 //!   renamed `unsafe`.
 //! - Interaction, per identity: `pin` asks for a secret (the PIN is [`PIN`]), `confirm`
-//!   asks yes/no, `message` shows a message and goes on.
+//!   asks yes/no, `message` shows a message and goes on, `touch` shows a message and
+//!   then waits for a touch that never comes, as a token would (until age closes the
+//!   connection: the wait is a read of stdin, which ends when the host is gone).
 //! - `--age-plugin=recipient-v1|identity-v1`: the state machines age runs.
 
 use std::collections::{HashMap, HashSet};
@@ -39,13 +41,20 @@ enum Ask {
     Pin = 1,
     Confirm = 2,
     Message = 3,
+    Touch = 4,
 }
 
 impl Ask {
     fn from_byte(b: u8) -> Option<Ask> {
-        [Ask::Nothing, Ask::Pin, Ask::Confirm, Ask::Message]
-            .into_iter()
-            .find(|a| *a as u8 == b)
+        [
+            Ask::Nothing,
+            Ask::Pin,
+            Ask::Confirm,
+            Ask::Message,
+            Ask::Touch,
+        ]
+        .into_iter()
+        .find(|a| *a as u8 == b)
     }
 }
 
@@ -192,8 +201,13 @@ impl IdentityPluginV1 for Unwrapper {
                         }
                     }
                     Ask::Message => {
-                        let _ = callbacks.message("Touch the unsafe key")?;
+                        let _ = callbacks.message("Unwrapping with the unsafe key")?;
                         Ok(())
+                    }
+                    Ask::Touch => {
+                        let _ = callbacks.message("Touch the unsafe key")?;
+                        let _ = io::Read::read(&mut io::stdin(), &mut [0u8; 1]);
+                        Err("no touch")
                     }
                 };
                 if let Err(message) = allowed {
@@ -216,9 +230,10 @@ fn generate(key_file: &str, ask: &str) -> io::Result<()> {
         "pin" => Ask::Pin,
         "confirm" => Ask::Confirm,
         "message" => Ask::Message,
+        "touch" => Ask::Touch,
         _ => {
             return Err(io::Error::other(
-                "interaction: none, pin, confirm or message",
+                "interaction: none, pin, confirm, message or touch",
             ))
         }
     };
@@ -252,7 +267,7 @@ fn main() -> io::Result<()> {
         ["--generate", key_file] => generate(key_file, "none"),
         ["--generate", key_file, ask] => generate(key_file, ask),
         _ => Err(io::Error::other(
-            "usage: age-plugin-unsafe --generate KEY_FILE [none|pin|confirm|message]",
+            "usage: age-plugin-unsafe --generate KEY_FILE [none|pin|confirm|message|touch]",
         )),
     }
 }
