@@ -92,25 +92,6 @@ fn detached(h: &Harness, args: &[&str]) -> std::process::Output {
     )
 }
 
-fn stanza_tags(object: &Path) -> Vec<String> {
-    let bytes = std::fs::read(object).unwrap();
-    gpbackup_age_plugin::age_file::Header::read(&mut &bytes[..])
-        .expect("an age header")
-        .stanzas()
-        .iter()
-        .map(|s| s.tag.clone())
-        .collect()
-}
-
-fn restore_all(h: &Harness, set: &SimBackup) {
-    for (name, original) in &set.objects {
-        let key = seg_dir(h, 0, set.ts).join(name).display().to_string();
-        let out = call_bounded(h, "restore_data", &key, b"");
-        assert_success(&out);
-        assert!(out.stdout == *original, "{name} restores to its original");
-    }
-}
-
 #[test]
 fn plugin_keys_back_up_restore_subsets_verify_and_inspect() {
     let h = Harness::new(&[]);
@@ -122,21 +103,7 @@ fn plugin_keys_back_up_restore_subsets_verify_and_inspect() {
     }
     restore_all(&h, &set);
 
-    let data = random_bytes(3 * 65536 + 99, 11);
-    let key = h.data_key(0, 30000);
-    assert_success(&call_bounded(&h, "backup_data", &key, &data));
-    let offsets = h.path().join("offsets");
-    std::fs::write(&offsets, "2 5 70000 131000 131100\n").unwrap();
-    let out = call_bounded(
-        &h,
-        "restore_data_subset",
-        &format!("{key} {}", offsets.display()),
-        b"",
-    );
-    assert_success(&out);
-    let mut want = data[5..70000].to_vec();
-    want.extend_from_slice(&data[131000..131100]);
-    assert!(out.stdout == want, "subset of a plugin-encrypted object");
+    check_subset_restore(&h);
 
     let label = format!("age-plugin-unsafe identity {}", k.identity.display());
     let text = ok(&detached(&h, &["verify", h.config.to_str().unwrap(), TS]));

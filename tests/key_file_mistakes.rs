@@ -7,6 +7,7 @@
 //! readable by others is a warning: in the call log of a data command (whose stderr
 //! stays empty), on stderr too for an operator command.
 
+mod admin_support;
 mod common;
 mod hostile_support;
 
@@ -77,15 +78,11 @@ fn missing_plugin_keys() -> (String, String) {
     (identity, recipient)
 }
 
-fn demo_keys() -> (String, String) {
-    let identity = std::fs::read_to_string(demo_identity()).unwrap();
-    let recipient = std::fs::read_to_string(demo_recipients())
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("age1"))
-        .unwrap()
-        .to_string();
-    (identity, recipient)
+/// A new X25519 key (gpbackup_age_plugin keygen): its identity file's text and its
+/// recipient.
+fn new_keys(h: &Harness) -> (String, String) {
+    let k = admin_support::keygen(h.path(), "fresh");
+    (std::fs::read_to_string(&k.identity).unwrap(), k.recipient)
 }
 
 #[test]
@@ -94,7 +91,7 @@ fn identity_file_mistakes_name_what_the_file_is() {
     let key = h.data_key(0, 16384);
     assert_success(&call_bounded(&h, "backup_data", &key, b"rows"));
     let object = h.stored(&key).display().to_string();
-    let (identity, recipient) = demo_keys();
+    let (identity, recipient) = new_keys(&h);
     let plain = key_file(&h, "plain.txt", identity.as_bytes());
     let (ssh_locked, _) = ssh_key(&h, "id_locked", "secret words");
     let (_, ssh_public) = ssh_key(&h, "id_open", "");
@@ -154,7 +151,7 @@ fn identity_file_mistakes_name_what_the_file_is() {
 fn recipients_file_mistakes_name_what_the_file_is() {
     let h = Harness::new(&[]);
     let key = h.data_key(0, 16384);
-    let (identity, _) = demo_keys();
+    let (identity, _) = new_keys(&h);
     let (ssh_private, _) = ssh_key(&h, "id_open", "");
     let (plugin_identity, plugin_recipient) = missing_plugin_keys();
     let recipients = key_file(
