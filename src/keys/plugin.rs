@@ -15,7 +15,7 @@
 //! none. Data commands never open `/dev/tty`.
 
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -312,16 +312,35 @@ impl Prompter {
         write!(tty, "{}: {prompt} ", self.binary).ok()?;
         tty.flush().ok()?;
         let echo = secret.then(|| without_echo(&tty)).flatten();
-        let mut line = zeroize::Zeroizing::new(String::new());
-        let read = BufReader::new(&tty).read_line(&mut line);
+        let line = read_line(&mut tty);
         if let Some(saved) = echo {
             let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &saved);
             let _ = writeln!(tty);
         }
-        read.ok().filter(|&n| n > 0)?;
-        let trimmed = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
-        Some(trimmed)
+        line
     }
+}
+
+/// One line from the terminal, without its line end; None at end of input. Read a byte
+/// at a time into a zeroizing buffer: a buffered reader would keep a copy of a PIN.
+fn read_line(tty: &mut std::fs::File) -> Option<zeroize::Zeroizing<String>> {
+    let mut line = zeroize::Zeroizing::new(Vec::new());
+    let mut byte = zeroize::Zeroizing::new([0u8; 1]);
+    loop {
+        match tty.read(&mut byte[..]) {
+            Ok(0) if line.is_empty() => return None,
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    let text = std::str::from_utf8(&line).ok()?;
+    Some(zeroize::Zeroizing::new(text.to_string()))
 }
 
 /// Turns echo off on `tty`; returns the settings to restore.
