@@ -24,8 +24,7 @@ use std::time::Duration;
 use age::secrecy::SecretString;
 use age_core::format::{FileKey, Stanza};
 
-/// Recipients and identities of this form are served by a plugin.
-pub const RECIPIENT_PREFIX: &str = "age1";
+/// Identities of this form are served by a plugin.
 pub const IDENTITY_PREFIX: &str = "AGE-PLUGIN-";
 
 static TERMINAL: AtomicBool = AtomicBool::new(false);
@@ -60,7 +59,6 @@ fn not_on_path(name: &str) -> String {
 /// A recipient served by a plugin; wrapping runs the plugin.
 #[derive(Clone)]
 pub struct Recipient {
-    name: String,
     inner: Arc<age::plugin::RecipientPluginV1<Prompter>>,
     prompter: Prompter,
 }
@@ -76,15 +74,9 @@ impl Recipient {
         let inner = age::plugin::RecipientPluginV1::new(&name, &[recipient], &[], prompter.clone())
             .map_err(|_| not_on_path(&name))?;
         Ok(Recipient {
-            name,
             inner: Arc::new(inner),
             prompter,
         })
-    }
-
-    /// The plugin's program name, `age-plugin-<name>`.
-    pub fn plugin(&self) -> String {
-        binary_name(&self.name)
     }
 }
 
@@ -93,6 +85,7 @@ impl age::Recipient for Recipient {
         &self,
         file_key: &FileKey,
     ) -> Result<(Vec<Stanza>, std::collections::HashSet<String>), age::EncryptError> {
+        self.prompter.forget();
         self.inner.wrap_file_key(file_key).map_err(|e| {
             age::EncryptError::Io(io::Error::other(self.prompter.failure(&e.to_string())))
         })
@@ -283,7 +276,7 @@ impl Prompter {
         }
         match self.refused() {
             Some(request) if TERMINAL.load(Ordering::Relaxed) => format!(
-                "age plugin {} asked for {request}, and there is no terminal to answer it on (plugin said: {said})",
+                "age plugin {} asked for {request} and got no answer (no terminal to answer it on, or end of input) (plugin said: {said})",
                 self.binary
             ),
             Some(request) => format!(
