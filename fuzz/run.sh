@@ -8,7 +8,7 @@
 set -euo pipefail
 secs=${1:-60}
 cd "$(dirname "$0")"
-targets=(object_units age_header stream_open offsets config decode_object pq_keys)
+targets=(object_units age_header stream_open offsets config decode_object pq_keys key_files)
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cargo fuzz build --release --sanitizer none

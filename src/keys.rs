@@ -4,7 +4,7 @@
 //! [`Keyring::from_config`], [`Keyring::for_operator`]) and shared by its threads.
 //!
 //! - [`kinds`]: every key type we know (X25519, SSH, the post-quantum
-//!   [`mlkem768x25519`]): parsing, names, generation. Adding a type touches that module
+//!   [`mlkem768x25519`], keys served by an age [`plugin`]): parsing, names, generation. Adding a type touches that module
 //!   (and adds its own).
 //! - [`Recipients`]: parsed recipients with their text as given and their key ids; the
 //!   rule against mixing post-quantum and classic recipients.
@@ -20,8 +20,9 @@ mod file;
 mod keyring;
 pub mod kinds;
 pub mod mlkem768x25519;
+pub mod plugin;
 mod recipients;
 
-pub use keyring::{KeyOrigin, Keyring, KeyringEntry, Opened};
+pub use keyring::{KeyOrigin, Keyring, KeyringEntry, Opened, Unwrapped};
 pub use kinds::{key_id, IdentityKey, NewKey, RecipientKey};
 pub use recipients::Recipients;

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 
 const TS: &str = "20250101010101";
@@ -24,26 +22,6 @@ fn key_id(recipient: &str) -> String {
 fn shell(h: &Harness, args: &[&str]) -> std::process::Output {
     let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
     h.run(&quoted.join(" "), b"")
-}
-
-/// The recipient stanza tags of a stored object's header.
-fn stanza_tags(object: &Path) -> Vec<String> {
-    let bytes = std::fs::read(object).unwrap();
-    gpbackup_age_plugin::age_file::Header::read(&mut &bytes[..])
-        .expect("an age header")
-        .stanzas()
-        .iter()
-        .map(|s| s.tag.clone())
-        .collect()
-}
-
-fn restore_all(h: &Harness, set: &SimBackup) {
-    for (name, original) in &set.objects {
-        let key = h.seg_dir(0, set.ts).join(name).display().to_string();
-        let out = h.restore_data(&key);
-        assert_ok(&out);
-        assert!(out.stdout == *original, "{name} restores to its original");
-    }
 }
 
 #[test]
@@ -100,21 +78,7 @@ fn post_quantum_backup_restores_subsets_verifies_and_inspects() {
     }
     restore_all(&h, &set);
 
-    // A subset restore, as gprestore asks for one table of a single data file.
-    let data = random_bytes(3 * 65536 + 99, 7);
-    let key = h.data_key(0, 30000);
-    assert_ok(&h.backup_data(&key, &data));
-    let offsets = h.path().join("offsets");
-    std::fs::write(&offsets, "2 5 70000 131000 131100\n").unwrap();
-    let out = h.call(
-        "restore_data_subset",
-        &format!("{key} {}", offsets.display()),
-        b"",
-    );
-    assert_ok(&out);
-    let mut want = data[5..70000].to_vec();
-    want.extend_from_slice(&data[131000..131100]);
-    assert!(out.stdout == want, "subset of a post-quantum object");
+    check_subset_restore(&h);
 
     let text = ok(&shell(&h, &["verify", h.config.to_str().unwrap(), TS]));
     assert_eq!(

@@ -31,6 +31,8 @@ use crate::pipeline::{self, DecodeError, DecodeOptions};
 
 /// Runs `inspect`; prints the lines on stdout.
 pub fn inspect(args: &InspectArgs) -> Result<()> {
+    // Run by a person: an age plugin may ask them for a PIN or a touch.
+    crate::keys::plugin::answer_on_terminal();
     let path = &args.object_file;
     let (lines, failure) = describe(path, &args.identities)?;
     for (key, value) in &lines {
@@ -126,6 +128,9 @@ pub fn describe(
     }
 
     let keyring = Keyring::load(identity_files, KeyOrigin::IdentityFlag)?;
+    for w in keyring.warnings() {
+        eprintln!("gpbackup_age_plugin: warning: {w}");
+    }
     let opened = match keyring.open(&header) {
         Ok(opened) => opened,
         Err(e) => return Ok((lines, Some(header_problem(&e)))),

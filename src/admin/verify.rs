@@ -17,6 +17,8 @@ use crate::pipeline::{self, DecodeOptions};
 
 /// Runs `verify`.
 pub fn verify(args: &VerifyArgs) -> Result<()> {
+    // Run by a person: an age plugin may ask them for a PIN or a touch.
+    crate::keys::plugin::answer_on_terminal();
     let config = PluginConfig::load(&args.config_path)?;
     for ts in &args.timestamps {
         check_timestamp(ts)?;

@@ -4,8 +4,10 @@
 //! UTF-8 byte-order mark (or UTF-16, see [`crate::text`]), spaces and tabs around a key
 //! and indented comments, which stock `age` refuses, and say so (see [`beyond_age`]).
 //! An invisible character in a key line (a zero-width space, a no-break space) is
-//! refused and named: "line 3 has a zero-width space (U+200B)". The bytes and the text
-//! are zeroized when dropped: identity files pass through here.
+//! refused and named: "line 3 has a zero-width space (U+200B)". A file that is no key
+//! file at all is named for what it is: empty, or an age-encrypted file (`age -p`
+//! writes passphrase-protected identities that way, binary or ASCII-armored). The bytes
+//! and the text are zeroized when dropped: identity files pass through here.
 
 use std::fs;
 use std::io::Read;
@@ -14,6 +16,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 use zeroize::Zeroizing;
 
+use crate::age_file::header::V1_LINE;
+use crate::age_file::Header;
 use crate::message::io_reason;
 use crate::text;
 
@@ -34,6 +38,12 @@ impl KeyFile {
         }
         let mut bytes = Zeroizing::new(Vec::new());
         file.read_to_end(&mut bytes).map_err(cannot)?;
+        if bytes.is_empty() {
+            bail!("{what} is empty (0 bytes); give the file that holds the key");
+        }
+        if let Some(kind) = encrypted_age_file(&bytes) {
+            bail!("{what} is {kind}, not a key file; this plugin cannot ask for a passphrase (gpbackup runs it without a terminal): decrypt it once on this host (age -d -o key.txt FILE, then chmod 600 key.txt) and name the decrypted file, or keep the key in a token through an age plugin (keys/README.md)");
+        }
         let text = text::decode(&bytes).map_err(|e| anyhow!("{what}: {e}"))?;
         Ok(KeyFile { bytes, text })
     }
@@ -49,6 +59,30 @@ impl KeyFile {
             .iter()
             .any(|mark| self.bytes.starts_with(mark))
     }
+}
+
+/// What an age-encrypted file is, in words, if `bytes` is one (binary, or ASCII-armored
+/// as `age -a` writes it): passphrase-protected (an `scrypt` stanza, `age -p`) or
+/// encrypted to keys.
+fn encrypted_age_file(bytes: &[u8]) -> Option<&'static str> {
+    use std::io::BufReader;
+    let armored = bytes
+        .trim_ascii_start()
+        .starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----");
+    let header = if armored {
+        Header::read(&mut BufReader::new(age::armor::ArmoredReader::new(bytes)))
+    } else if bytes.starts_with(V1_LINE) {
+        Header::read(&mut &bytes[..])
+    } else {
+        return None;
+    };
+    let passphrase = header.is_ok_and(|h| h.stanzas().iter().any(|s| s.tag == "scrypt"));
+    Some(match (passphrase, armored) {
+        (true, true) => "a passphrase-encrypted age file (ASCII-armored, as age -p -a writes it)",
+        (true, false) => "a passphrase-encrypted age file (as age -p writes it)",
+        (false, true) => "an age-encrypted file (ASCII-armored)",
+        (false, false) => "an age-encrypted file",
+    })
 }
 
 /// The lines of a key file that hold a key, with their 1-based numbers: blank lines
@@ -103,5 +137,49 @@ mod tests {
             Some("spaces or tabs around a line")
         );
         assert_eq!(beyond_age("# c\r\n\r\nAGE\r\n"), None);
+    }
+
+    #[test]
+    fn encrypted_age_files_are_told_apart_from_key_files() {
+        let b64 = |n: usize| "A".repeat(n);
+        let header = |tag: &str| {
+            format!(
+                "age-encryption.org/v1\n-> {tag} {} 18\n{}\n--- {}\n",
+                b64(22),
+                b64(43),
+                b64(43)
+            )
+            .into_bytes()
+        };
+        let mut binary = header("scrypt");
+        binary.extend_from_slice(&[0u8, 0xFF, 0x80]);
+        assert_eq!(
+            encrypted_age_file(&binary),
+            Some("a passphrase-encrypted age file (as age -p writes it)")
+        );
+        assert_eq!(
+            encrypted_age_file(&header("X25519")),
+            Some("an age-encrypted file")
+        );
+        let mut armored = Vec::new();
+        {
+            use std::io::Write;
+            let mut w = age::armor::ArmoredWriter::wrap_output(
+                &mut armored,
+                age::armor::Format::AsciiArmor,
+            )
+            .unwrap();
+            w.write_all(&binary).unwrap();
+            w.finish().unwrap();
+        }
+        assert_eq!(
+            encrypted_age_file(&armored),
+            Some("a passphrase-encrypted age file (ASCII-armored, as age -p -a writes it)")
+        );
+        assert_eq!(encrypted_age_file(b"# created\nAGE-SECRET-KEY-1X\n"), None);
+        assert_eq!(
+            encrypted_age_file(b"-----BEGIN OPENSSH PRIVATE KEY-----\n"),
+            None
+        );
     }
 }

@@ -62,6 +62,35 @@ pub struct Opened {
     pub identity: usize,
 }
 
+impl Opened {
+    /// The file key as an identity, for reading the same object again: an identity's
+    /// plugin (a token asking for a PIN or a touch) is not run a second time.
+    pub fn reuse(&self) -> Unwrapped {
+        use age_core::secrecy::ExposeSecret;
+        Unwrapped(FileKey::new(Box::new(*self.file_key.expose_secret())))
+    }
+}
+
+/// A file key already unwrapped (see [`Opened::reuse`]): it "unwraps" every header, and
+/// the header MAC still decides whether it is the right one.
+pub struct Unwrapped(FileKey);
+
+impl age::Identity for Unwrapped {
+    fn unwrap_stanza(
+        &self,
+        _: &age_core::format::Stanza,
+    ) -> Option<Result<FileKey, age::DecryptError>> {
+        use age_core::secrecy::ExposeSecret;
+        Some(Ok(FileKey::new(Box::new(*self.0.expose_secret()))))
+    }
+}
+
+impl AsRef<dyn age::Identity> for Unwrapped {
+    fn as_ref(&self) -> &(dyn age::Identity + 'static) {
+        self
+    }
+}
+
 impl Keyring {
     /// The keyring of the config's `identity_file` option, as a restore uses it.
     pub fn from_config(config: &PluginConfig) -> Result<Keyring> {

@@ -4,7 +4,9 @@
 //! - X25519 (`age1…`, `AGE-SECRET-KEY-1…`) and SSH keys (`ssh-ed25519 …`, `ssh-rsa …`,
 //!   OpenSSH private keys) through the age crate;
 //! - the hybrid post-quantum type (`age1pq1…`, `AGE-SECRET-KEY-PQ-1…`) in
-//!   [`super::mlkem768x25519`], until the age crate has it.
+//!   [`super::mlkem768x25519`], until the age crate has it;
+//! - keys served by an age plugin (`age1<name>1…`, `AGE-PLUGIN-<NAME>-1…`) in
+//!   [`super::plugin`].
 //!
 //! Adding a type is a module of its own beside `mlkem768x25519` and a variant in each
 //! enum here; the recipients, the keyring and the commands use these types without
@@ -20,6 +22,7 @@ use zeroize::Zeroizing;
 
 use super::file::{beyond_age, key_lines};
 use super::mlkem768x25519;
+use super::plugin;
 
 /// A recipient (public key) of one of the types we know.
 #[derive(Clone)]
@@ -28,10 +31,12 @@ pub enum RecipientKey {
     /// Boxed: an ML-KEM-768 public key is 1.2 KB, the others a few dozen bytes.
     PostQuantum(Box<mlkem768x25519::Recipient>),
     Ssh(age::ssh::Recipient),
+    Plugin(plugin::Recipient),
 }
 
 impl RecipientKey {
-    /// Parses one recipient: `age1pq1…` (post-quantum), `age1…` (X25519) or an OpenSSH
+    /// Parses one recipient: `age1pq1…` (post-quantum), `age1…` (X25519), `age1<name>1…`
+    /// (served by the plugin `age-plugin-<name>`, which must be on `PATH`) or an OpenSSH
     /// public key line. The error says what the text is instead, in words.
     pub fn parse(text: &str) -> Result<RecipientKey, String> {
         if text.starts_with(mlkem768x25519::RECIPIENT_PREFIX) {
@@ -44,9 +49,13 @@ impl RecipientKey {
                     )
                 })
         } else if text.starts_with("age1") {
-            age::x25519::Recipient::from_str(text)
-                .map(RecipientKey::X25519)
-                .map_err(|e| format!("'{text}' is not a valid age recipient: {e}"))
+            match age::x25519::Recipient::from_str(text) {
+                Ok(key) => Ok(RecipientKey::X25519(key)),
+                Err(_) if plugin::is_recipient(text) => plugin::Recipient::parse(text)
+                    .map(RecipientKey::Plugin)
+                    .map_err(|e| format!("recipient '{}' {e}", abbreviate(text))),
+                Err(e) => Err(format!("'{text}' is not a valid age recipient: {e}")),
+            }
         } else if text.starts_with("ssh-") {
             age::ssh::Recipient::from_str(text)
                 .map(RecipientKey::Ssh)
@@ -58,6 +67,10 @@ impl RecipientKey {
                 })
         } else if text.starts_with("AGE-SECRET-KEY-") {
             Err("a private key (AGE-SECRET-KEY-…) was given where a recipient (age1…) belongs; give the public key, and keep the private key off backup hosts".into())
+        } else if text.starts_with(plugin::IDENTITY_PREFIX) {
+            Err("a plugin identity (AGE-PLUGIN-…) was given where a recipient belongs; give its recipient (age1<plugin>1…, which the plugin prints when it makes the identity)".into())
+        } else if text.starts_with("-----BEGIN") {
+            Err("a private key file (-----BEGIN …) was given where a recipient belongs; give the public key (for an SSH key, the .pub file)".into())
         } else {
             Err(format!(
                 "'{}' is not a recipient (expected age1…, ssh-ed25519 … or ssh-rsa …)",
@@ -79,6 +92,7 @@ impl AsRef<dyn age::Recipient> for RecipientKey {
             RecipientKey::X25519(r) => r,
             RecipientKey::PostQuantum(r) => r.as_ref(),
             RecipientKey::Ssh(r) => r,
+            RecipientKey::Plugin(r) => r,
         }
     }
 }
@@ -110,6 +124,8 @@ pub enum IdentityKey {
     /// Boxed: its expanded keys are 3.3 KB, the others a few dozen bytes.
     PostQuantum(Box<mlkem768x25519::Identity>),
     Ssh(age::ssh::Identity),
+    /// Boxed: it holds the plugin's path and its callbacks.
+    Plugin(Box<plugin::Identity>),
 }
 
 impl IdentityKey {
@@ -122,6 +138,7 @@ impl IdentityKey {
                 format!("key {}", key_id(&i.to_public().to_string()))
             }
             IdentityKey::Ssh(_) => format!("ssh key {}", file.display()),
+            IdentityKey::Plugin(i) => format!("{} identity {}", i.plugin(), file.display()),
         }
     }
 }
@@ -132,6 +149,7 @@ impl AsRef<dyn age::Identity> for IdentityKey {
             IdentityKey::X25519(i) => i,
             IdentityKey::PostQuantum(i) => i.as_ref(),
             IdentityKey::Ssh(i) => i,
+            IdentityKey::Plugin(i) => i.as_ref(),
         }
     }
 }
@@ -168,6 +186,12 @@ pub(crate) fn parse_identity_file(
         }
         // Parsed from a zeroizing copy; the error never echoes the line.
         let line = Zeroizing::new(line.to_string());
+        if line.starts_with(plugin::IDENTITY_PREFIX) {
+            let identity =
+                plugin::Identity::parse(&line).map_err(|e| anyhow!("{what} line {n}: {e}"))?;
+            identities.push(IdentityKey::Plugin(Box::new(identity)));
+            continue;
+        }
         if line.starts_with(mlkem768x25519::IDENTITY_PREFIX) {
             let identity = mlkem768x25519::Identity::from_str(&line).map_err(|e| {
                 anyhow!("{what} line {n}: not a valid post-quantum identity (AGE-SECRET-KEY-PQ-1…): {e}")
@@ -183,7 +207,7 @@ pub(crate) fn parse_identity_file(
         }
     }
     if identities.is_empty() {
-        bail!("{what} holds no identity (expected AGE-SECRET-KEY-… lines from age-keygen)");
+        bail!("{what} holds no identity, only comments or blank lines (expected AGE-SECRET-KEY-… lines from age-keygen)");
     }
     Ok((identities, beyond_age(text)))
 }

@@ -49,6 +49,9 @@ impl Recipients {
             let what = format!("option recipients_file: {}", path.display());
             let file = KeyFile::read(path, &what)?;
             let lines = key_lines(file.text()).map_err(|e| anyhow!("{what}: {e}"))?;
+            if lines.is_empty() {
+                bail!("{what} holds no recipient, only comments or blank lines; add the age1… lines of the keys backups are encrypted to");
+            }
             for (n, line) in lines {
                 let key = RecipientKey::parse(line).map_err(|e| anyhow!("{what} line {n}: {e}"))?;
                 recipients.push(key, line, format!("{} line {n}", path.display()));

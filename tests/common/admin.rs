@@ -412,3 +412,43 @@ pub fn summaries(stdout: &str) -> Vec<Vec<String>> {
     }
     blocks
 }
+
+/// The recipient stanza tags of a stored object's header.
+pub fn stanza_tags(object: &Path) -> Vec<String> {
+    let bytes = std::fs::read(object).unwrap();
+    gpbackup_age_plugin::age_file::Header::read(&mut &bytes[..])
+        .expect("an age header")
+        .stanzas()
+        .iter()
+        .map(|s| s.tag.clone())
+        .collect()
+}
+
+/// Restores every object of content 0 of `set` with `restore_data` and compares it.
+pub fn restore_all(h: &Harness, set: &SimBackup) {
+    for (name, original) in &set.objects {
+        let key = h.seg_dir(0, set.ts).join(name).display().to_string();
+        let out = h.restore_data(&key);
+        assert_ok(&out);
+        assert!(out.stdout == *original, "{name} restores to its original");
+    }
+}
+
+/// A subset restore, as gprestore asks for one table of a single data file: a new
+/// object of 3 chunks and a bit, two ranges of it read back (one across chunks).
+pub fn check_subset_restore(h: &Harness) {
+    let data = random_bytes(3 * 65536 + 99, 7);
+    let key = h.data_key(0, 30000);
+    assert_ok(&h.backup_data(&key, &data));
+    let offsets = h.path().join("offsets");
+    std::fs::write(&offsets, "2 5 70000 131000 131100\n").unwrap();
+    let out = h.call(
+        "restore_data_subset",
+        &format!("{key} {}", offsets.display()),
+        b"",
+    );
+    assert_ok(&out);
+    let mut want = data[5..70000].to_vec();
+    want.extend_from_slice(&data[131000..131100]);
+    assert!(out.stdout == want, "the subset differs");
+}

@@ -53,6 +53,8 @@ use work_dir::{private_dir, work_root, Journal};
 
 /// Runs `rotate`.
 pub fn rotate(args: &RotateArgs) -> Result<()> {
+    // Run by a person: an age plugin may ask them for a PIN or a touch.
+    crate::keys::plugin::answer_on_terminal();
     let config = PluginConfig::load(&args.config_path)?;
     for ts in &args.timestamps {
         check_timestamp(ts)?;
