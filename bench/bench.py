@@ -468,7 +468,7 @@ def main():
           f"{'ratio':>6} | {'median':>6} | {'CPU s/GiB ours':>14} | {'CPU s/GiB pipes':>15} |")
     print("|" + "|".join(["-" * 9, "-" * 11, "-" * 13, "-" * 13, "-" * 20, "-" * 8, "-" * 8, "-" * 16, "-" * 17]) + "|")
     for n, res in concurrent.items():
-        for op, base_name in (("backup", "zstd -3 -T0 | age"), ("restore", "age -d | zstd -d")):
+        for op, base_name in (("backup", "zstd -3 -T0 \\| age"), ("restore", "age -d \\| zstd -d")):
             ours_best, ours_med, ours_cpu = rate(n, res[(op, "ours")])
             base_best, base_med, base_cpu = rate(n, res[(op, "pipe")])
             print(f"| {n:>7} | {op:<9} | {ours_best:>6.0f} MiB/s | {base_best:>6.0f} MiB/s | {base_name:<18} | "
