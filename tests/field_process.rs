@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -209,21 +208,6 @@ fn a_stuck_inner_plugin_is_killed_by_the_stall_timeout() {
     }
 }
 
-/// Starts `script` through `bash -c` with the harness's HOME and TMPDIR, its stdio
-/// piped (stdin) or discarded, in a process group of its own.
-fn spawn_script(h: &Harness, script: &str, stdin: Stdio) -> Child {
-    std::fs::create_dir_all(h.home()).unwrap();
-    gpbackup_shell(script)
-        .env("HOME", h.home())
-        .env("TMPDIR", tmpdir(h))
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap()
-}
-
 /// Starts `backup_data` with its stdin piped from the test, with `prefix` before the
 /// binary (e.g. `nohup`).
 fn spawn_backup(h: &Harness, key: &str, prefix: &str) -> Child {
@@ -231,7 +215,7 @@ fn spawn_backup(h: &Harness, key: &str, prefix: &str) -> Child {
         "exec {prefix} {BIN} backup_data {} {key}",
         h.config.display()
     );
-    spawn_script(h, &script, Stdio::piped())
+    spawn_shell(h, &script, Stdio::piped())
 }
 
 /// Whether `pid` ignores SIGHUP (bit 0 of SigIgn).
@@ -336,7 +320,7 @@ fn hanging_restore(h: &Harness, pids: &Path) -> (Child, PathBuf) {
         h.config.display(),
         h.data_key(0, 1)
     );
-    let child = spawn_script(h, &script, Stdio::null());
+    let child = spawn_shell(h, &script, Stdio::null());
     wait_until("the inner plugin runs", || {
         std::fs::read_to_string(pids).is_ok_and(|t| t.lines().count() > started_inners)
     });

@@ -12,7 +12,6 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
@@ -320,17 +319,11 @@ fn a_slow_producer_is_not_a_stall() {
     // counts towards stall_timeout_seconds. Three pieces, 1.5 s apart, timeout 1 s.
     let h = Harness::new(&[("stall_timeout_seconds", "1")]);
     let key = h.data_key(0, 16385);
-    let mut child = gpbackup_shell(format!(
-        "exec {BIN} backup_data {} {key}",
-        h.config.display()
-    ))
-    .env("HOME", h.home())
-    .env("TMPDIR", tmpdir(&h))
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_shell(
+        &h,
+        &format!("exec {BIN} backup_data {} {key}", h.config.display()),
+        Stdio::piped(),
+    );
     let mut stdin = child.stdin.take().unwrap();
     let mut sent = Vec::new();
     for i in 0..3u64 {
@@ -776,18 +769,11 @@ fn backup_in_flight() -> InFlight {
         ("fault_commands", "backup_data"),
     ]);
     let key = h.data_key(0, 16384);
-    let mut child = gpbackup_shell(format!(
-        "exec {BIN} backup_data {} {key}",
-        h.config.display()
-    ))
-    .env("HOME", h.home())
-    .env("TMPDIR", tmpdir(&h))
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .process_group(0)
-    .spawn()
-    .unwrap();
+    let mut child = spawn_shell(
+        &h,
+        &format!("exec {BIN} backup_data {} {key}", h.config.display()),
+        Stdio::piped(),
+    );
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&random_bytes(3 << 20, 9)).unwrap();
     let inner_pid = inner_writer_pid(&h, &key);

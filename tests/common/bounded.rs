@@ -25,6 +25,22 @@ pub fn tmpdir(h: &Harness) -> PathBuf {
     dir
 }
 
+/// Starts `script` through [`gpbackup_shell`] with the harness's HOME and TMPDIR, stdout
+/// and stderr piped, `stdin` as given, in a process group of its own: for calls a test
+/// feeds, signals or watches while they run.
+pub fn spawn_shell(h: &Harness, script: &str, stdin: Stdio) -> std::process::Child {
+    std::fs::create_dir_all(h.home()).expect("home");
+    gpbackup_shell(script)
+        .env("HOME", h.home())
+        .env("TMPDIR", tmpdir(h))
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn bash")
+}
+
 /// Runs `script` through `bash -c` with HOME and TMPDIR set and `stdin` fed from a
 /// thread, in a process group of its own; fails the test if it runs longer than
 /// [`BOUND`] (the whole group is killed first, so nothing lingers).

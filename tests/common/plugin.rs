@@ -113,14 +113,7 @@ pub fn run_env(home: &Path, script: &str, stdin: &[u8], env: &[(&str, &Path)]) -
 /// Starts `gpbackup_age_plugin <args>` through bash with piped stdio, for streams too
 /// large to hold in memory.
 pub fn spawn_plugin(h: &Harness, args: &str) -> Child {
-    std::fs::create_dir_all(h.home()).expect("home");
-    gpbackup_shell(format!("{BIN} {args}"))
-        .env("HOME", h.home())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bash")
+    spawn_shell(h, &format!("{BIN} {args}"), Stdio::piped())
 }
 
 /// `restore_data_subset` of `key` with an offsets file holding `offsets` as given.
