@@ -142,8 +142,8 @@ config names now (recipients / recipients_file): each object's file key is unwra
 with the identity_file keyring (or --identity) and wrapped again in a new age header; \
 the encrypted data is copied unchanged.
 
-Example: with the new recipient in the config and both identities in identity_file \
-(new first), re-wrap two backup sets, then check that the new key alone opens them:
+Example: with the new recipient in the restore config and both identities in its \
+identity_file (new first), re-wrap two backup sets, then check that the new key alone opens them:
 
   gpbackup_age_plugin rotate /etc/gpbackup_age/restore.yaml 20250101010101 20250108010101
   gpbackup_age_plugin verify /etc/gpbackup_age/restore.yaml 20250101010101 20250108010101 \\
@@ -255,7 +255,7 @@ pub struct KeygenArgs {
 /// Arguments of `rotate`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RotateArgs {
-    /// The plugin config (the one gpbackup uses, or a copy with the new recipients).
+    /// The restore config: the new recipients and an identity_file keyring that opens the objects.
     pub config_path: PathBuf,
     /// The backup timestamps (YYYYMMDDHHMMSS), one or more.
     #[arg(required = true)]
@@ -286,7 +286,7 @@ pub struct RotateArgs {
 /// Arguments of `verify`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct VerifyArgs {
-    /// The plugin config.
+    /// The restore config (its identity_file keyring opens the objects, unless --identity is given).
     pub config_path: PathBuf,
     /// The backup timestamps (YYYYMMDDHHMMSS), one or more.
     #[arg(required = true)]
