@@ -110,7 +110,12 @@ def generate(size_mib, path):
                 f"{os.path.normpath(GEN)}; sizes and ratios differ with the data)")
     print(f"generating {size_mib} MiB of table data with {what} ...", file=sys.stderr)
     with open(path, "wb") as f:
-        if subprocess.run(cmd, stdout=f).returncode != 0:
+        try:
+            ok = subprocess.run(cmd, stdout=f).returncode == 0
+        except OSError as e:  # no awk on PATH
+            ok = False
+            print(f"bench: {cmd[0]}: {e.strerror}", file=sys.stderr)
+        if not ok:
             sys.exit(f"bench: generating table data with {cmd[0]} failed; pass --input FILE with a CSV instead")
 
 
