@@ -4,7 +4,8 @@
 # - the checksums verify, and catch a changed byte;
 # - the tarball holds exactly the binary, README.md, LICENSE, docs/*.md, the example
 #   configs and inner plugin and keys/README.md (no demo key), each identical to the
-#   source tree;
+#   source tree; its example config, given a key from keygen as the config's header
+#   says (no demo key ships), stores and verifies the shipped demo backup set;
 # - the binary loads no shared library (and links no glibc function that would load
 #   one), reports this version, and a later `cargo build --release` leaves it as it was;
 # - the RPM holds the same files at their FHS paths, requires nothing but /bin/sh, has a
@@ -59,6 +60,24 @@ printf '#include <pwd.h>\nint main(void) { return getpwuid(0) == 0; }\n' |
     fail "the binary does not report version $version"
 [ "$("$work/$name/gpbackup_age_plugin" plugin_api_version)" = 0.5.0 ] || fail "plugin_api_version is not 0.5.0"
 echo "tarball: checksum verified, ${#docs[@]} files and a static binary, all as built"
+# The release ships no demo key: its example config, adapted as the config's header says
+# (a key of one's own from keygen), runs the shipped demo backup set end to end.
+rel="$work/$name"
+mkdir -p "$work/home"
+recipient=$(HOME="$work/home" "$rel/gpbackup_age_plugin" keygen "$work/current.txt")
+sed -e "s|^executablepath: .*|executablepath: $rel/gpbackup_age_plugin|" \
+    -e "s|/opt/gpbackup_age_plugin/examples/|$rel/examples/|" \
+    -e "s|^  recipients_file: .*|  recipients: \"$recipient\"|" \
+    -e "s|^  identity_file: .*|  identity_file: \"$work/current.txt\"|" \
+    -e "s|^  root: .*|  root: \"$work/storage\"|" \
+    "$rel/examples/local_config.yaml" > "$work/local_config.yaml"
+if grep -v '^[[:space:]]*#' "$work/local_config.yaml" | grep -q demo-only; then
+    fail "examples/local_config.yaml names demo keys where its header says to put your own"
+fi
+timestamps=$(HOME="$work/home" TMPDIR="$work" bash "$rel/examples/demo_backup_set.sh" "$work/local_config.yaml" "$work/demo" 50)
+HOME="$work/home" TMPDIR="$work" "$rel/gpbackup_age_plugin" verify "$work/local_config.yaml" $timestamps >/dev/null ||
+    fail "the release's example config, with a key of its own, does not back up and verify the demo set"
+echo "tarball: examples/local_config.yaml with a keygen key runs the shipped demo backup set"
 
 # The development build (the README's commands) never replaces the binary operators install.
 cargo build --release --quiet

@@ -65,6 +65,8 @@ echo "installed binary: no program interpreter, no NEEDED entry"
 cp "$repo/examples/quickstart.sh" "$repo/examples/local_plugin.sh" "$repo/examples/demo_backup_set.sh" \
     "$root/src/examples/"
 cp "$repo"/keys/demo-only-* "$root/src/keys/"
+mkdir -p "$root/src/bench"
+cp "$repo/bench/table_rows.awk" "$root/src/bench/"   # the quickstart's sample table data
 mount -t proc proc "$root/proc"
 
 in_chroot() {

@@ -53,11 +53,7 @@ def main():
         binary[name] = os.path.join(bins, f"gpbackup_age_plugin_{name}")
         shutil.copy2(path, binary[name])
 
-    csv = args.input or os.path.join(work, "table.csv")
-    if not args.input:
-        print(f"generating {args.size_mib} MiB of table data ...", file=sys.stderr)
-        with open(csv, "wb") as f:
-            subprocess.run([sys.executable, bench.GEN, str(args.size_mib)], stdout=f, check=True)
+    csv = bench.table_csv(work, args.size_mib, args.input)
     gz = os.path.join(work, "table.csv.gz")
     with open(csv, "rb") as src, open(gz, "wb") as dst:
         subprocess.run(["gzip", "-1", "-c"], stdin=src, stdout=dst, check=True)

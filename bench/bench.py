@@ -2,7 +2,8 @@
 """Benchmark of gpbackup_age_plugin against the shell pipelines it replaces.
 
 Everything runs in one process on one machine, on the same input (made by
-../shared/bench/gen_table_csv.py, or any CSV passed with --input), through the same
+../shared/bench/gen_table_csv.py where the project's shared bench tools sit beside the
+repository, else by bench/table_rows.awk; or any CSV passed with --input), through the same
 local inner plugin (examples/local_plugin.sh), and every figure is reported as a ratio
 against a baseline measured in the same run, because the machine is shared and noisy.
 Each timing is the best of --repeat rounds, in which ours and its baselines take turns; the
@@ -31,7 +32,12 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The project's table data generator, beside the repository where it is at hand (it is
+# not part of a clone); bench/table_rows.awk otherwise.
 GEN = os.path.join(REPO, "..", "shared", "bench", "gen_table_csv.py")
+TABLE_ROWS = os.path.join(REPO, "bench", "table_rows.awk")
+# Where the measured data came from, for the summary lines: set by table_csv().
+DATA_SOURCE = "--input"
 # The deployment build (README, "Install"; `cargo build-dist`).
 BUILT = os.path.join(REPO, "target", "dist", "gpbackup_age_plugin")
 # Where the bench installs it, on the build's own (disk) filesystem, not on tmpfs.
@@ -89,14 +95,36 @@ def scratch(prefix, min_free_gib):
     return work
 
 
+def generate(size_mib, path):
+    """Writes size_mib MiB of table data to path: gen_table_csv.py where it is at hand
+    (the data the README's tables were measured on), else bench/table_rows.awk (a fresh
+    clone), saying which, since the ratios depend on the data."""
+    global DATA_SOURCE
+    if os.path.isfile(GEN):
+        cmd, what = [sys.executable, GEN, str(size_mib)], "gen_table_csv.py"
+        DATA_SOURCE = "gen_table_csv.py"
+    else:
+        DATA_SOURCE = "bench/table_rows.awk"
+        cmd = ["awk", "-v", f"size={size_mib}", "-f", TABLE_ROWS]
+        what = ("bench/table_rows.awk (gen_table_csv.py, which the README's tables used, is not at "
+                f"{os.path.normpath(GEN)}; sizes and ratios differ with the data)")
+    print(f"generating {size_mib} MiB of table data with {what} ...", file=sys.stderr)
+    with open(path, "wb") as f:
+        try:
+            ok = subprocess.run(cmd, stdout=f).returncode == 0
+        except OSError as e:  # no awk on PATH
+            ok = False
+            print(f"bench: {cmd[0]}: {e.strerror}", file=sys.stderr)
+        if not ok:
+            sys.exit(f"bench: generating table data with {cmd[0]} failed; pass --input FILE with a CSV instead")
+
+
 def table_csv(work, size_mib, given=None):
-    """The table data to measure: the file given, or size_mib MiB from gen_table_csv.py."""
+    """The table data to measure: the file given, or size_mib MiB from generate()."""
     if given:
         return given
     csv = os.path.join(work, "table.csv")
-    print(f"generating {size_mib} MiB of table data ...", file=sys.stderr)
-    with open(csv, "wb") as f:
-        subprocess.run([sys.executable, GEN, str(size_mib)], stdout=f, check=True)
+    generate(size_mib, csv)
     return csv
 
 
@@ -225,11 +253,7 @@ def main():
     home = os.path.join(work, "home")
     os.makedirs(home)
     os.environ["HOME"] = home
-    csv = args.input or os.path.join(work, "table.csv")
-    if not args.input:
-        print(f"generating {args.size_mib} MiB of table data ...", file=sys.stderr)
-        with open(csv, "wb") as f:
-            subprocess.run([sys.executable, GEN, str(args.size_mib)], stdout=f, check=True)
+    csv = table_csv(work, args.size_mib, args.input)
     gz = os.path.join(work, "table.csv.gz")
     with open(csv, "rb") as src, open(gz, "wb") as dst:
         subprocess.run(["gzip", "-1", "-c"], stdin=src, stdout=dst, check=True)
@@ -415,7 +439,7 @@ def main():
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nmachine: {machine}; load average {load}; input {size / mib:.0f} MiB CSV "
-          f"(gzip -1: {gz_size / mib:.0f} MiB); best and median of {args.repeat} rounds; binary: {linkage}; "
+          f"({DATA_SOURCE}; gzip -1: {gz_size / mib:.0f} MiB); best and median of {args.repeat} rounds; binary: {linkage}; "
           f"storage: {'tmpfs (' + shm + ')' if in_memory else 'disk (' + work + ')'}\n")
     print(f"| {'operation':<26} | {'ours':>12} | {'baseline':>12} | {'baseline is':<18} | {'ratio':>6} | "
           f"{'median':>6} | {'size ours':>10} | {'size base':>10} | target")

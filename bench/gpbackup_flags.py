@@ -111,7 +111,7 @@ def main():
                                capture_output=True, text=True).stdout.strip()
     mib, gib = 1 << 20, 1 << 30
     print(f"machine: {os.cpu_count()} cores, CPU: {cpu_model}; input {size / mib:.0f} MiB table CSV "
-          f"(gen_table_csv.py); best and median of {args.repeat} interleaved rounds; ratios against "
+          f"({bench.DATA_SOURCE}); best and median of {args.repeat} interleaved rounds; ratios against "
           f"gpbackup's default (gzip); CPU: every process, median")
     print()
     print("| gpbackup flag                  | backup MiB/s | ratio | median | CPU s/GiB | restore MiB/s | ratio | median | CPU s/GiB | stored MiB | size |")

@@ -7,13 +7,19 @@
 #   CONFIG  a plugin config (executablepath names the plugin, which is run as gpbackup
 #           runs it: `bash -c "<plugin> <command> <config> ..."`, content IDs quoted)
 #   DIR     where the cluster's local backup directories go: DIR/gpseg-1 (coordinator),
-#           DIR/gpseg0, DIR/gpseg1 (two segments, content IDs 0 and 1)
+#           DIR/gpseg0, DIR/gpseg1 (two segments, content IDs 0 and 1). As gpbackup's
+#           own backup directories do, it keeps the local files that were stored: a
+#           copy of CONFIG (gpbackup_<ts>_plugin_config.yaml, with whatever credentials
+#           CONFIG holds) and the plaintext metadata, TOCs and report. What it
+#           creates is private (umask 077: directories 0700, files 0600); remove
+#           DIR with `rm -rf DIR` when done.
 #   ROWS    rows per table per segment (default 2000)
 #
 # It makes two backup sets of a database `sales` with three tables and prints their
 # timestamps, one per line, on stdout. They lie in 1999, so they cannot be confused with
 # a real backup, and the script refuses to run if either already exists in the storage
-# (remove the demo with `gpbackup_age_plugin delete_backup CONFIG TS` for each):
+# (remove the demo with `gpbackup_age_plugin delete_backup CONFIG TS` for each, and
+# `rm -rf DIR`):
 #   19990101000001  gpbackup's default: one data file per table per segment, gzip -1,
 #                   gpbackup_<content>_<ts>_<oid>.gz, with statistics
 #   19990102000001  gpbackup --single-data-file --no-compression: one data file per
@@ -38,7 +44,12 @@ rows=${3:-2000}
 plugin=$(sed -n 's/^executablepath:[[:space:]]*//p' "$config" | sed 's/[[:space:]]*#.*//; s/^"\(.*\)"$/\1/')
 plugin=$(eval "printf '%s' \"$plugin\"")
 [ -x "$plugin" ] || { echo "$0: executablepath $plugin in $config is not executable" >&2; exit 1; }
-mkdir -p "$dir"
+# DIR holds a copy of CONFIG (cloud credentials) and plaintext metadata: what this
+# script creates is private. A DIR that exists keeps its mode (it may be shared, like
+# /tmp); the three directories that hold the files are made 0700 in any case.
+umask 077
+mkdir -p "$dir"/gpseg-1 "$dir"/gpseg0 "$dir"/gpseg1
+chmod 700 "$dir"/gpseg-1 "$dir"/gpseg0 "$dir"/gpseg1
 dir=$(cd "$dir" && pwd)
 oids=(16384 16390 16402)
 tables=(orders customers lineitem)

@@ -111,7 +111,7 @@ pub enum Command {
     #[command(name = "keygen", long_about = KEYGEN_HELP)]
     Keygen(KeygenArgs),
     /// Operator: bring every object of backup sets to the config's current recipients.
-    #[command(name = "rotate", long_about = ROTATE_HELP)]
+    #[command(name = "rotate", long_about = ROTATE_HELP, after_long_help = ROTATE_DETAILS)]
     Rotate(RotateArgs),
     /// Operator: check every object of backup sets end to end, writing no plaintext.
     #[command(name = "verify", long_about = VERIFY_HELP)]
@@ -142,16 +142,21 @@ config names now (recipients / recipients_file): each object's file key is unwra
 with the identity_file keyring (or --identity) and wrapped again in a new age header; \
 the encrypted data is copied unchanged.
 
-Example: with the new recipient in the config and both identities in identity_file \
-(new first), re-wrap two backup sets, then check that the new key alone opens them:
+Example: with the new recipient in the restore config and both identities in its \
+identity_file (new first), re-wrap two backup sets, then check that the new key alone opens them:
 
-  gpbackup_age_plugin rotate /etc/gpbackup_age/age.yaml 20250101010101 20250108010101
-  gpbackup_age_plugin verify /etc/gpbackup_age/age.yaml 20250101010101 20250108010101 \\
+  gpbackup_age_plugin rotate /etc/gpbackup_age/restore.yaml 20250101010101 20250108010101
+  gpbackup_age_plugin verify /etc/gpbackup_age/restore.yaml 20250101010101 20250108010101 \\
       --identity /secure/age/new.txt
 
 Add --streaming with an inner plugin that replaces objects atomically \
 (gpbackup_s3_plugin). Re-running the same command finishes an interrupted rotation. \
-The whole procedure: docs/KEY-ROTATION.md. What rotate guarantees, in detail:
+The whole procedure: docs/KEY-ROTATION.md. What rotate guarantees follows the options.";
+
+/// The details of `rotate --help`, printed after the usage and the options so that
+/// those stay on the first screen.
+const ROTATE_DETAILS: &str = "\
+What rotate guarantees, in detail:
 
 Finding the objects. Inner plugins cannot list, so the set is derived from gpbackup's \
 own metadata, read through the inner plugin: gpbackup_<ts>_config.yaml (segmentcount, \
@@ -250,7 +255,7 @@ pub struct KeygenArgs {
 /// Arguments of `rotate`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RotateArgs {
-    /// The plugin config (the one gpbackup uses, or a copy with the new recipients).
+    /// The restore config: the new recipients and an identity_file keyring that opens the objects.
     pub config_path: PathBuf,
     /// The backup timestamps (YYYYMMDDHHMMSS), one or more.
     #[arg(required = true)]
@@ -281,7 +286,7 @@ pub struct RotateArgs {
 /// Arguments of `verify`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct VerifyArgs {
-    /// The plugin config.
+    /// The restore config (its identity_file keyring opens the objects, unless --identity is given).
     pub config_path: PathBuf,
     /// The backup timestamps (YYYYMMDDHHMMSS), one or more.
     #[arg(required = true)]

@@ -21,6 +21,16 @@ fn rotate_help_starts_with_what_it_does_and_an_example() {
         .expect("an example");
     let details = text.find("Finding the objects").expect("the details");
     assert!(example < details, "{text}");
+    // The usage line and the options come before the long guarantees, on the first
+    // screen: an operator looking for a flag does not scroll through the details.
+    let usage = text
+        .find("Usage: gpbackup_age_plugin rotate")
+        .expect("usage");
+    let options = text.find("Options:").expect("the options");
+    assert!(example < usage && usage < details, "{text}");
+    assert!(options < details, "{text}");
+    let usage_line = text[..usage].lines().count();
+    assert!(usage_line <= 25, "usage on line {usage_line}:\n{text}");
 }
 
 #[test]

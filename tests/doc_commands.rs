@@ -260,17 +260,22 @@ impl World {
         self.setup(&format!("sed -n 's/^# public key: //p' {}", path.display()))
     }
 
-    /// A plugin config wrapping the local inner plugin, storing in this world.
+    /// A plugin config wrapping the local inner plugin, storing in this world; with no
+    /// identities, a backup config (no identity_file), as the docs keep for gpbackup.
     fn write_config(&self, path: &Path, recipients: &[String], identities: &[&str]) {
         let identities: Vec<String> = identities
             .iter()
             .map(|n| self.path("keys").join(n).display().to_string())
             .collect();
+        let keyring = if identities.is_empty() {
+            String::new()
+        } else {
+            format!("  identity_file: \"{}\"\n", identities.join(","))
+        };
         let text = format!(
-            "executablepath: {BIN}\noptions:\n  inner_executablepath: \"{}\"\n  recipients: \"{}\"\n  identity_file: \"{}\"\n  root: \"{}\"\n",
+            "executablepath: {BIN}\noptions:\n  inner_executablepath: \"{}\"\n  recipients: \"{}\"\n{keyring}  root: \"{}\"\n",
             local_plugin().display(),
             recipients.join(","),
-            identities.join(","),
             self.path("storage").display()
         );
         std::fs::write(path, text).expect("write config");
@@ -306,12 +311,15 @@ impl World {
                 self.originals.insert(OBJECT.to_string(), gz);
             }
             // Two backup sets laid out as gpbackup lays them out, encrypted to
-            // keys/old.txt and an escrow key, behind etc/age.yaml.
+            // keys/old.txt and an escrow key, behind etc/backup.yaml (recipients only)
+            // and etc/restore.yaml (the same and the keyring).
             "backup-sets" => {
                 let old = self.key("old.txt", false);
                 let escrow = self.key("escrow.txt", false);
-                let config = self.path("etc/age.yaml");
-                self.write_config(&config, &[old, escrow], &["old.txt"]);
+                let recipients = [old, escrow];
+                self.write_config(&self.path("etc/backup.yaml"), &recipients, &[]);
+                let config = self.path("etc/restore.yaml");
+                self.write_config(&config, &recipients, &["old.txt"]);
                 let timestamps = self.setup(&format!(
                     "{} {} {} 100",
                     repo().join("examples/demo_backup_set.sh").display(),
@@ -319,6 +327,20 @@ impl World {
                     self.path("cluster").display()
                 ));
                 assert_eq!(timestamps.lines().count(), 2, "{timestamps}");
+                // The local directories hold a copy of the config (credentials) and
+                // plaintext metadata: the script keeps them private.
+                use std::os::unix::fs::PermissionsExt;
+                let ts = timestamps.lines().next().unwrap();
+                let coord = self.path(&format!("cluster/gpseg-1/backups/{}/{ts}", &ts[..8]));
+                for (path, mode) in [
+                    (self.path("cluster/gpseg-1"), 0o700),
+                    (self.path("cluster/gpseg0"), 0o700),
+                    (coord.join(format!("gpbackup_{ts}_plugin_config.yaml")), 0o600),
+                    (coord.join(format!("gpbackup_{ts}_metadata.sql")), 0o600),
+                ] {
+                    let got = std::fs::metadata(&path).expect("demo file").permissions().mode();
+                    assert_eq!(got & 0o777, mode, "{}", path.display());
+                }
                 std::fs::write(self.path("work/demo_timestamps"), timestamps + "\n").unwrap();
             }
             // gpbackup's history database on the coordinator (its `backups` table, the
@@ -355,22 +377,25 @@ impl World {
                 ));
             }
             // Step 2 of the rotation procedure: the new recipient (and the escrow one) in
-            // the config; the keyring holds the new identity first, the old one after.
+            // both configs; the restore config's keyring holds the new identity first,
+            // the old one after.
             "new-key-config" => {
                 let new = self.key("new.txt", false);
                 let escrow = self.key("escrow.txt", false);
+                let recipients = [new, escrow];
+                self.write_config(&self.path("etc/backup.yaml"), &recipients, &[]);
                 self.write_config(
-                    &self.path("etc/age.yaml"),
-                    &[new, escrow],
+                    &self.path("etc/restore.yaml"),
+                    &recipients,
                     &["new.txt", "old.txt"],
                 );
             }
-            // An operator's own restore config at etc/age.yaml (a key of its own, so that
-            // the docs' keygen commands still find their paths free).
+            // An operator's own restore config at etc/restore.yaml (a key of its own, so
+            // that the docs' keygen commands still find their paths free).
             "config" => {
                 let recipient = self.key("rehearsal.txt", false);
                 self.write_config(
-                    &self.path("etc/age.yaml"),
+                    &self.path("etc/restore.yaml"),
                     &[recipient],
                     &["rehearsal.txt"],
                 );
@@ -408,6 +433,13 @@ impl World {
                     block.file, block.line, day
                 );
             }
+            // Nor of its local directory, which holds a copy of the config.
+            assert!(
+                !self.path("work/demo").exists(),
+                "{}:{}: the demo's local backup directory is left",
+                block.file,
+                block.line
+            );
         }
         if name == "object" {
             let restored = self.cwd().join("restored").join(OBJECT);
@@ -424,6 +456,24 @@ impl World {
                 "{}:{}: the recovered file differs from what was backed up",
                 block.file,
                 block.line
+            );
+            // Plaintext, written private, under its final name only once complete.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&restored).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "{}:{}: mode {mode:o}",
+                block.file,
+                block.line
+            );
+            let part = restored.with_extension("gz.part");
+            assert!(
+                !part.exists(),
+                "{}:{}: {} left",
+                block.file,
+                block.line,
+                part.display()
             );
         }
     }
@@ -552,6 +602,47 @@ fn documented_commands_run_as_written() {
                 world.check(name, &b);
             }
         }
+    }
+}
+
+/// Troubleshooting's call-log commands print what they say in every case: the failed
+/// lines when there are some, "no failed calls" when the logs hold none or there is no
+/// log at all, with and without pipefail (an operator's shell has none).
+#[test]
+fn troubleshooting_log_commands_print_their_fallbacks() {
+    let block = blocks(&repo().join("README.md"))
+        .into_iter()
+        .find(|b| b.body.contains("outcome=error"))
+        .expect("the Troubleshooting block that greps the call log");
+    let world = World::new();
+    let logs = world.path("home/gpAdminLogs");
+    let run = |pipefail: bool| {
+        let set = if pipefail { "" } else { "set +o pipefail\n" };
+        let out = world.bash(&format!("{set}{}", block.body));
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ok = "2025-01-01T01:01:01Z pid=1 command=backup_data object=a outcome=ok\n";
+    let failed = "2025-01-01T01:01:02Z pid=2 command=restore_data object=b outcome=error: boom\n";
+    for pipefail in [true, false] {
+        let _ = std::fs::remove_dir_all(&logs);
+        let out = run(pipefail);
+        assert!(out.contains("no call logged today"), "{out}");
+        assert!(out.contains("no failed calls"), "{out}");
+
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::write(logs.join("gpbackup_age_plugin_20250101.log"), ok).unwrap();
+        let out = run(pipefail);
+        assert!(out.contains("no failed calls"), "{out}");
+
+        std::fs::write(
+            logs.join("gpbackup_age_plugin_20250101.log"),
+            format!("{ok}{failed}"),
+        )
+        .unwrap();
+        let out = run(pipefail);
+        assert!(out.contains("outcome=error: boom"), "{out}");
+        assert!(!out.contains("no failed calls"), "{out}");
     }
 }
 
