@@ -11,11 +11,31 @@ pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        // The system's wording, in lower case like the rest of a line ("not a directory").
         _ => {
             let s = e.to_string();
-            s.split(" (os error").next().unwrap_or(&s).to_string()
+            let reason = s.split(" (os error").next().unwrap_or(&s);
+            let mut chars = reason.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => String::new(),
+            }
         }
     }
+}
+
+/// An error and its causes on one line, `outer: inner: root`, as `{:#}` prints them,
+/// but with every I/O cause in our words ([`io_reason`]) rather than Rust's. The one
+/// way an error becomes a line a person reads (stderr, the call log).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let parts: Vec<String> = e
+        .chain()
+        .map(|cause| match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io_reason(io),
+            None => cause.to_string(),
+        })
+        .collect();
+    one_line(&parts.join(": "))
 }
 
 /// A byte count for people, in binary units ("5.76 MiB").

@@ -72,7 +72,10 @@ fn run(inner: OsString, args: Vec<OsString>) -> i32 {
     // The plugin's stdin: a read end of the pipe whose write end is our stdout.
     let stdin = match File::open("/proc/self/fd/1") {
         Ok(f) => f,
-        Err(e) => return fail(&what, &format!("reopening its stdin pipe: {e}")),
+        Err(e) => {
+            let reason = crate::message::io_reason(&e);
+            return fail(&what, &format!("reopening its stdin pipe: {reason}"));
+        }
     };
     let stdout = match std::io::stderr().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
