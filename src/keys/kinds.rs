@@ -81,7 +81,7 @@ impl RecipientKey {
                 Err(_) if plugin::is_recipient(text) => plugin::Recipient::parse(text)
                     .map(RecipientKey::Plugin)
                     .map_err(|e| format!("recipient '{}' {e}", abbreviate(text))),
-                Err(e) => Err(not_an_age_recipient(text, &e.to_string())),
+                Err(e) => Err(not_an_age_recipient(text, e)),
             }
         } else if text.starts_with("ssh-") {
             age::ssh::Recipient::from_str(text)
