@@ -64,7 +64,7 @@ impl std::fmt::Display for EncodeError {
                 "writing the encrypted object: {}",
                 crate::message::io_reason(e)
             ),
-            EncodeError::Other(e) => write!(f, "{e:#}"),
+            EncodeError::Other(e) => write!(f, "{}", crate::message::error_line(e)),
         }
     }
 }

@@ -187,7 +187,7 @@ fn authenticate(key: PayloadKey, rx: Receiver<Arc<Vec<u8>>>) -> Result<(), Strin
             Err(e) => {
                 return Err(match StreamError::from_io(&e) {
                     Some(stream) => stream.to_string(),
-                    None => e.to_string(),
+                    None => crate::message::io_reason(&e),
                 })
             }
         }
