@@ -240,8 +240,6 @@ fn parse_switch(value: Option<String>, key: &str) -> Result<bool> {
     }
 }
 
-/// A private key pasted where a path belongs would otherwise be echoed by every error
-/// about that path ("cannot read AGE-SECRET-KEY-1…"), on stderr and in the call log.
 /// A key file option's path: environment variables (`$HOME`, `${HOME}`) expanded, and
 /// absolute, because gpbackup and gprestore run plugins from directories other than
 /// the one a rehearsal ran in. `~` is a shell's expansion, not ours: named, not guessed.
@@ -261,6 +259,8 @@ fn key_file_path(value: &str, key: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A private key pasted where a path belongs would otherwise be echoed by every error
+/// about that path ("cannot read AGE-SECRET-KEY-1…"), on stderr and in the call log.
 fn refuse_inline_secret(key: &str, value: &str) -> Result<()> {
     let upper = value.to_ascii_uppercase();
     if upper.contains("AGE-SECRET-KEY-") || upper.contains("-----BEGIN") {
