@@ -108,14 +108,15 @@ impl PluginConfig {
         let inner_executable = PathBuf::from(expand_env(&inner, "inner_executablepath")?);
         let recipients = take("recipients").filter(|s| !s.trim().is_empty());
         let recipients_file = take("recipients_file")
-            .map(|p| expand_env(&p, "recipients_file").map(PathBuf::from))
+            .filter(|s| !s.trim().is_empty())
+            .map(|p| key_file_path(&p, "recipients_file"))
             .transpose()?;
         let identity_files = match take("identity_file") {
             Some(list) => list
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|p| expand_env(p, "identity_file").map(PathBuf::from))
+                .map(|p| key_file_path(p, "identity_file"))
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
@@ -237,6 +238,25 @@ fn parse_switch(value: Option<String>, key: &str) -> Result<bool> {
             _ => bail!("option {key}: '{v}' is not on or off"),
         },
     }
+}
+
+/// A key file option's path: environment variables (`$HOME`, `${HOME}`) expanded, and
+/// absolute, because gpbackup and gprestore run plugins from directories other than
+/// the one a rehearsal ran in. `~` is a shell's expansion, not ours: named, not guessed.
+fn key_file_path(value: &str, key: &str) -> Result<PathBuf> {
+    if value.starts_with('~') {
+        bail!(
+            "option {key}: '{value}' starts with ~, which is not expanded here; write $HOME/... or an absolute path"
+        );
+    }
+    let path = PathBuf::from(expand_env(value, key)?);
+    if !path.is_absolute() {
+        bail!(
+            "option {key}: '{}' is not an absolute path (gpbackup runs plugins from other directories); write an absolute path or one starting with $HOME",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 /// A private key pasted where a path belongs would otherwise be echoed by every error

@@ -311,7 +311,10 @@ impl InnerPlugin {
             let mut writer = self.backup_data(key)?;
             return match writer.write_all(bytes) {
                 Ok(()) => writer.finish(),
-                Err(e) => Err(writer.abort(anyhow!("writing the encrypted object: {e}"))),
+                Err(e) => Err(writer.abort(anyhow!(
+                    "writing the encrypted object: {}",
+                    crate::message::io_reason(&e)
+                ))),
             };
         }
         // Into an empty pipe with room for all of it: one write, never blocked.

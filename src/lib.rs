@@ -42,4 +42,4 @@ pub mod testkit;
 
 pub use commands::{run, usage_error};
 pub use inner::keeper::run_if_requested as run_keeper_if_requested;
-pub use message::one_line;
+pub use message::{error_line, one_line};

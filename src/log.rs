@@ -92,7 +92,7 @@ impl CallLog {
         let Some(path) = log_path(&now) else { return };
         let result = match failure {
             None => self.ok_outcome.take().unwrap_or_else(|| "ok".to_string()),
-            Some(e) => format!("error: {}", crate::message::one_line(&format!("{e:#}"))),
+            Some(e) => format!("error: {}", crate::message::error_line(e)),
         };
         let notes = if self.notes.is_empty() {
             String::new()

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "gpbackup_age_plugin: {}",
-                gpbackup_age_plugin::one_line(&format!("{e:#}"))
+                gpbackup_age_plugin::error_line(&e)
             );
             ExitCode::FAILURE
         }

@@ -364,7 +364,7 @@ fn ascii_armored_objects_from_stock_age_read_like_ours_in_every_command() {
                 "inspect",
                 h.stored_at(TS, name).to_str().unwrap(),
                 "--identity",
-                demo_identity().to_str().unwrap(),
+                h.private_identity().to_str().unwrap(),
             ],
         ));
         assert!(

@@ -244,8 +244,12 @@ pub fn discover(
 ) -> Result<BackupSet> {
     crate::gpbackup::check_timestamp(ts)?;
     let read = |name: String| -> Result<String> {
-        let bytes = read_object(store, ts, &name, keyring, progress)
-            .map_err(|e| anyhow!("cannot read {name} of backup {ts}: {e:#}"))?;
+        let bytes = read_object(store, ts, &name, keyring, progress).map_err(|e| {
+            anyhow!(
+                "cannot read {name} of backup {ts}: {}",
+                crate::message::error_line(&e)
+            )
+        })?;
         String::from_utf8(bytes).map_err(|_| anyhow!("{name} of backup {ts} is not text"))
     };
     let config = read(format!("gpbackup_{ts}_config.yaml"))?;
@@ -303,7 +307,7 @@ pub fn discover_or_report(
         .map_err(|e| {
             eprintln!(
                 "gpbackup_age_plugin: {command} {ts}: {}",
-                crate::message::one_line(&format!("{e:#}"))
+                crate::message::error_line(&e)
             )
         })
         .ok()

@@ -71,7 +71,7 @@ pub fn describe(
     // An armored file's sizes below are those of the binary age file it holds.
     let total = if armored {
         std::io::copy(&mut open_age()?, &mut std::io::sink())
-            .map_err(|e| anyhow!("inspect {}: {e}", path.display()))?
+            .map_err(|e| anyhow!("inspect {}: {}", path.display(), io_reason(&e)))?
     } else {
         stored
     };
@@ -102,11 +102,12 @@ pub fn describe(
         format!("{total} bytes ({})", human_bytes(total)),
     );
     add("header size", format!("{header_len} bytes"));
+    let chunks = payload.div_ceil(ENCRYPTED_CHUNK_SIZE as u64).max(1);
     add(
         "payload",
         format!(
-            "{payload} bytes after the {NONCE_SIZE}-byte nonce, {} chunks of up to 64 KiB",
-            payload.div_ceil(ENCRYPTED_CHUNK_SIZE as u64).max(1)
+            "{payload} bytes after the {NONCE_SIZE}-byte nonce, {chunks} {} of up to 64 KiB",
+            if chunks == 1 { "chunk" } else { "chunks" }
         ),
     );
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
@@ -194,12 +195,20 @@ pub fn describe(
     add(
         "compression",
         if walk.plain_bytes > 0 {
-            format!(
-                "zstd, {} -> {} bytes ({:.1}%)",
-                walk.plain_bytes,
-                walk.frame_bytes,
-                walk.frame_bytes as f64 * 100.0 / walk.plain_bytes as f64
-            )
+            let sizes = format!("{} -> {} bytes", walk.plain_bytes, walk.frame_bytes);
+            let ratio = walk.frame_bytes as f64 * 100.0 / walk.plain_bytes as f64;
+            // A frame whose input did not shrink is stored raw (see the pipeline), so
+            // the sizes alone would read as a compressor that made things worse.
+            match (walk.compressed, walk.stored) {
+                (0, _) => format!(
+                    "stored uncompressed (the input did not compress, or compression was none), {sizes}"
+                ),
+                (_, 0) => format!("zstd, {sizes} ({ratio:.1}%)"),
+                (c, s) => format!(
+                    "zstd in {c} of {} frames (the rest stored uncompressed: they did not compress), {sizes} ({ratio:.1}%)",
+                    c + s
+                ),
+            }
         } else {
             "none (empty object)".into()
         },
@@ -221,7 +230,7 @@ pub fn describe(
     // From the start again, past the header already read and opened above.
     let mut input = open_age()?;
     io::copy(&mut (&mut input).take(header_len), &mut io::sink())
-        .map_err(|e| anyhow!("inspect {}: {e}", path.display()))?;
+        .map_err(|e| anyhow!("inspect {}: {}", path.display(), io_reason(&e)))?;
     match pipeline::decode_opened(file_key, input, io::sink(), &opts) {
         Ok(_) => {
             add(

@@ -49,9 +49,20 @@ pub fn write_identity(path: &Path, kind: NewKey) -> Result<String> {
         .open(path)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => anyhow!(
-                "keygen: {where_} already exists; refusing to overwrite an identity file (move it away or choose another path)"
+                "keygen {where_}: it already exists; refusing to overwrite an identity file (move it away or choose another path)"
             ),
-            _ => anyhow!("keygen: cannot create {where_}: {}", io_reason(&e)),
+            std::io::ErrorKind::NotFound => {
+                let dir = path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                anyhow!(
+                    "keygen {where_}: cannot create it: directory {} does not exist (create it first, mode 0700: mkdir -m 700 -p {})",
+                    dir.display(),
+                    dir.display()
+                )
+            }
+            _ => anyhow!("keygen {where_}: cannot create it: {}", io_reason(&e)),
         })?;
     let written = file
         .write_all(text.as_bytes())
@@ -59,7 +70,10 @@ pub fn write_identity(path: &Path, kind: NewKey) -> Result<String> {
     if let Err(e) = written {
         drop(file);
         let _ = std::fs::remove_file(path);
-        return Err(anyhow!("keygen: cannot write {where_}: {}", io_reason(&e)));
+        return Err(anyhow!(
+            "keygen {where_}: cannot write it: {}",
+            io_reason(&e)
+        ));
     }
     Ok(recipient)
 }

@@ -81,10 +81,10 @@ impl Store {
         let input = BufReader::with_capacity(READ_BUFFER, Counted::new(reader, progress, count));
         match AgeInput::open(input) {
             Ok(input) => Ok(Fetch { input }),
-            Err((e, input)) => Err(input
-                .into_inner()
-                .into_inner()
-                .abort(anyhow!("reading from the inner plugin: {e}"))),
+            Err((e, input)) => Err(input.into_inner().into_inner().abort(anyhow!(
+                "reading from the inner plugin: {}",
+                crate::message::io_reason(&e)
+            ))),
         }
     }
 

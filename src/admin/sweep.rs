@@ -18,7 +18,7 @@ use super::storage::{Fetch, Store};
 use crate::inner::{InnerWriter, Said};
 use crate::keys::Keyring;
 use crate::log::{logged, CallLog};
-use crate::message::{human_bytes, human_rate, one_line};
+use crate::message::{human_bytes, human_rate};
 
 /// What an operator command that walks backup sets does with them.
 pub trait SetCommand: Sync {
@@ -173,7 +173,7 @@ pub fn run<C: SetCommand>(
                     if e.chain().any(|cause| cause.is::<KeyringCannotOpen>()) {
                         unopenable.fetch_add(1, Ordering::Relaxed);
                     }
-                    let e = one_line(&format!("{e:#}"));
+                    let e = crate::message::error_line(&e);
                     progress
                         .error_line(&format!("gpbackup_age_plugin: {name} {ts}: {object}: {e}"));
                     Outcome::Failed
@@ -196,7 +196,7 @@ pub fn run<C: SetCommand>(
     }
     if let Some(tally) = failure_tally(failed_objects, failed_sets) {
         bail!(
-            "{name}: {tally}{}",
+            "{tally}{}",
             command.what_next(failed_objects, unopenable.into_inner())
         );
     }

@@ -76,7 +76,11 @@ impl fmt::Display for HeaderError {
             }
             HeaderError::Unwrap(e) => write!(f, "could not unwrap the file key: {e}"),
             HeaderError::Wrap(e) => write!(f, "{e}"),
-            HeaderError::Io(e) => write!(f, "reading the age header: {e}"),
+            HeaderError::Io(e) => write!(
+                f,
+                "reading the age header: {}",
+                crate::message::io_reason(e)
+            ),
         }
     }
 }

@@ -108,7 +108,7 @@ impl std::fmt::Display for StreamError {
                 f,
                 "authentication failed at payload chunk {chunk} (the object was altered or corrupted)"
             ),
-            StreamError::Io(e) => write!(f, "reading the encrypted payload: {e}"),
+            StreamError::Io(e) => write!(f, "reading the encrypted payload: {}", crate::message::io_reason(e)),
         }
     }
 }

@@ -6,11 +6,12 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::HookArgs;
+use crate::commands::call;
 use crate::config::PluginConfig;
 use crate::gpbackup::check_timestamp;
 use crate::inner::{Forwarded, Hook, InnerPlugin};
 use crate::keys::{Keyring, Recipients};
-use crate::log::{logged, CallLog};
+use crate::log::CallLog;
 
 /// A setup or cleanup hook: validate, create the local directory on setup, forward with
 /// the scope and content ID exactly as received.
@@ -20,7 +21,7 @@ pub fn hook(hook: Hook, args: &HookArgs) -> Result<()> {
         args.scope,
         args.content_id.as_deref().unwrap_or("")
     );
-    logged(hook.command(), object.trim(), |log| {
+    call(hook.command(), object.trim(), |log| {
         check_scope(&args.scope, args.content_id.as_deref())?;
         let config = PluginConfig::load(&args.config_path)?;
         match hook {
@@ -72,7 +73,7 @@ fn check_scope(scope: &str, content_id: Option<&str>) -> Result<()> {
 
 /// delete_backup: forwarded once the timestamp is one gpbackup could have written.
 pub fn delete_backup(config_path: &Path, timestamp: &str) -> Result<()> {
-    logged("delete_backup", timestamp, |log| {
+    call("delete_backup", timestamp, |log| {
         check_timestamp(timestamp)?;
         forward(config_path, Forwarded::DeleteBackup { timestamp }, log)
     })
@@ -80,14 +81,14 @@ pub fn delete_backup(config_path: &Path, timestamp: &str) -> Result<()> {
 
 /// delete_directory: the inner plugins' own management command, forwarded.
 pub fn delete_directory(config_path: &Path, directory: &str) -> Result<()> {
-    logged("delete_directory", directory, |log| {
+    call("delete_directory", directory, |log| {
         forward(config_path, Forwarded::DeleteDirectory { directory }, log)
     })
 }
 
 /// list_directory: the inner plugins' own management command, forwarded.
 pub fn list_directory(config_path: &Path, directory: &str) -> Result<()> {
-    logged("list_directory", directory, |log| {
+    call("list_directory", directory, |log| {
         forward(config_path, Forwarded::ListDirectory { directory }, log)
     })
 }

@@ -6,7 +6,7 @@ mod transfer;
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::cli::{Cli, Command, API_VERSION, VERSION_LINE};
 use crate::inner::Hook;
@@ -63,10 +63,23 @@ pub fn run(cli: Cli) -> Result<()> {
             directory,
         } => forward::list_directory(&config_path, &directory),
         Command::Keygen(a) => crate::admin::keygen::keygen(&a),
-        Command::Rotate(a) => crate::admin::rotate::rotate(&a),
-        Command::Verify(a) => crate::admin::verify::verify(&a),
+        // Their per-object lines name the set and object; a failure before or after
+        // the sweep is the command's own.
+        Command::Rotate(a) => crate::admin::rotate::rotate(&a).context("rotate"),
+        Command::Verify(a) => crate::admin::verify::verify(&a).context("verify"),
         Command::Inspect(a) => crate::admin::inspect::inspect(&a),
     }
+}
+
+/// Runs one plugin call with its call-log line, and gives its error the one shape every
+/// command's error line has: `<command> <object>: <cause>` (the object is the
+/// data_filekey, the file, or the hook's scope and content ID).
+pub(crate) fn call<T>(
+    command: &str,
+    object: &str,
+    body: impl FnOnce(&mut crate::log::CallLog) -> Result<T>,
+) -> Result<T> {
+    crate::log::logged(command, object, body).with_context(|| format!("{command} {object}"))
 }
 
 /// Reports a command line clap refused, in one line. Help goes to stdout as usual.

@@ -16,11 +16,12 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::feeder::{self, Feeder};
 use crate::age_file::{AgeInput, Encoding};
+use crate::commands::call;
 use crate::config::PluginConfig;
 use crate::gpbackup::object_name;
 use crate::inner::{InnerPlugin, InnerReader};
 use crate::keys::{Keyring, Recipients};
-use crate::log::{logged, CallLog, Metered};
+use crate::log::{CallLog, Metered};
 use crate::message::io_reason;
 use crate::pipeline::encode::EncodeError;
 use crate::pipeline::{self, ByteRanges, DecodeOptions, EncodeOptions};
@@ -30,29 +31,21 @@ pub fn backup_data(config_path: &Path, key: &str) -> Result<()> {
     // Who feeds us, as it was at the start: at end of input its state tells an abort
     // from a complete stream (see `feeder`).
     let feeder = Feeder::at_start();
-    logged("backup_data", key, |log| {
+    call("backup_data", key, |log| {
         let stdin = io::stdin().lock();
         backup(config_path, key, stdin, Some(&feeder), log)
-            .with_context(|| format!("backup_data {key}"))
     })
 }
 
 /// backup_file: the local file, read only, to the inner plugin under the same path.
 pub fn backup_file(config_path: &Path, path: &Path) -> Result<()> {
     let key = path.to_string_lossy();
-    logged("backup_file", &key, |log| {
-        let file = File::open(path).map_err(|e| {
-            anyhow!(
-                "backup_file {}: cannot open it: {}",
-                path.display(),
-                io_reason(&e)
-            )
-        })?;
+    call("backup_file", &key, |log| {
+        let file = File::open(path).map_err(|e| anyhow!("cannot open it: {}", io_reason(&e)))?;
         if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            bail!("backup_file {}: not a regular file", path.display());
+            bail!("not a regular file");
         }
         backup(config_path, &key, file, None, log)
-            .with_context(|| format!("backup_file {}", path.display()))
     })
 }
 
@@ -145,7 +138,7 @@ pub fn restore_data(config_path: &Path, key: &str, offsets: Option<&Path>) -> Re
     } else {
         "restore_data"
     };
-    logged(command, key, |log| {
+    call(command, key, |log| {
         let ranges = offsets
             .map(|path| {
                 let text = std::fs::read_to_string(path)
@@ -161,7 +154,6 @@ pub fn restore_data(config_path: &Path, key: &str, offsets: Option<&Path>) -> Re
             .map(File::from)
             .context("cannot use stdout")?;
         restore(config_path, key, stdout, ranges.as_ref(), log)
-            .with_context(|| format!("{command} {key}"))
     })
 }
 
@@ -169,41 +161,27 @@ pub fn restore_data(config_path: &Path, key: &str, offsets: Option<&Path>) -> Re
 /// next to the path and renamed into place only once verified.
 pub fn restore_file(config_path: &Path, path: &Path) -> Result<()> {
     let key = path.to_string_lossy();
-    logged("restore_file", &key, |log| {
+    call("restore_file", &key, |log| {
         let name = object_name(&key)?;
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| {
-            anyhow!(
-                "restore_file {}: cannot create {}: {}",
-                path.display(),
-                dir.display(),
-                io_reason(&e)
-            )
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow!("cannot create {}: {}", dir.display(), io_reason(&e)))?;
         if path.is_dir() {
-            bail!("restore_file {}: is a directory", path.display());
+            bail!("is a directory");
         }
-        let partial = PartialFile::create(dir, name).map_err(|e| {
-            anyhow!(
-                "restore_file {}: cannot write in {}: {}",
-                path.display(),
-                dir.display(),
-                io_reason(&e)
-            )
-        })?;
-        let out = partial.file.try_clone().context("restore_file")?;
-        restore(config_path, &key, out, None, log)
-            .with_context(|| format!("restore_file {}", path.display()))?;
-        partial.commit(path).map_err(|e| {
-            anyhow!(
-                "restore_file {}: cannot rename into place: {}",
-                path.display(),
-                io_reason(&e)
-            )
-        })
+        let partial = PartialFile::create(dir, name)
+            .map_err(|e| anyhow!("cannot write in {}: {}", dir.display(), io_reason(&e)))?;
+        let out = partial
+            .file
+            .try_clone()
+            .context("cannot reopen the partial file")?;
+        restore(config_path, &key, out, None, log)?;
+        partial
+            .commit(path)
+            .map_err(|e| anyhow!("cannot rename into place: {}", io_reason(&e)))
     })
 }
 

@@ -72,11 +72,14 @@ fn run(inner: OsString, args: Vec<OsString>) -> i32 {
     // The plugin's stdin: a read end of the pipe whose write end is our stdout.
     let stdin = match File::open("/proc/self/fd/1") {
         Ok(f) => f,
-        Err(e) => return fail(&what, &format!("reopening its stdin pipe: {e}")),
+        Err(e) => {
+            let reason = crate::message::io_reason(&e);
+            return fail(&what, &format!("reopening its stdin pipe: {reason}"));
+        }
     };
     let stdout = match std::io::stderr().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
-        Err(e) => return fail(&what, &e.to_string()),
+        Err(e) => return fail(&what, &crate::message::io_reason(&e)),
     };
     // Same process group as ours: killing the group kills the plugin, its children and
     // the keeper together.
@@ -93,7 +96,7 @@ fn run(inner: OsString, args: Vec<OsString>) -> i32 {
     std::thread::spawn(watch_control);
     let status = match child.wait() {
         Ok(status) => status,
-        Err(e) => return fail(&what, &e.to_string()),
+        Err(e) => return fail(&what, &crate::message::io_reason(&e)),
     };
     if let Some(sig) = status.signal() {
         let _ = signal_hook::low_level::emulate_default_handler(sig);

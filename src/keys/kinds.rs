@@ -24,6 +24,33 @@ use super::file::{beyond_age, key_lines};
 use super::mlkem768x25519;
 use super::plugin;
 
+/// Why `text`, which starts with `age1` but does not parse, is not a recipient: several
+/// recipients run together with spaces or `;` (the list separator is the comma), a
+/// documentation placeholder (`age1…`, `age1curr3ntkeyqqqq…`: an ellipsis, or a run
+/// of one character no real key holds), or else the parser's own reason.
+fn not_an_age_recipient(text: &str, reason: &str) -> String {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.len() > 1 && words.iter().filter(|w| w.starts_with("age1")).count() > 1 {
+        return format!(
+            "'{}' holds {} recipients separated by spaces or ';': separate recipients with commas (recipients: \"age1…,age1…\"; in a recipients_file, one per line)",
+            abbreviate(text),
+            words.len()
+        );
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let long_run = chars.windows(10).any(|w| w.iter().all(|c| *c == w[0]));
+    if text.contains('…') || text.contains("...") || long_run || text.contains("REPLACE") {
+        return format!(
+            "'{}' is a placeholder from the documentation, not a key: replace it with your recipient (the age1… line gpbackup_age_plugin keygen prints)",
+            abbreviate(text)
+        );
+    }
+    format!("'{text}' is not a valid age recipient: {reason}")
+}
+
 /// A recipient (public key) of one of the types we know.
 #[derive(Clone)]
 pub enum RecipientKey {
@@ -54,7 +81,7 @@ impl RecipientKey {
                 Err(_) if plugin::is_recipient(text) => plugin::Recipient::parse(text)
                     .map(RecipientKey::Plugin)
                     .map_err(|e| format!("recipient '{}' {e}", abbreviate(text))),
-                Err(e) => Err(format!("'{text}' is not a valid age recipient: {e}")),
+                Err(e) => Err(not_an_age_recipient(text, e)),
             }
         } else if text.starts_with("ssh-") {
             age::ssh::Recipient::from_str(text)

@@ -107,6 +107,18 @@ impl Recipients {
         ids.dedup();
         ids
     }
+
+    /// The key ids of the recipients in the order the config gives them, without
+    /// repeats: how they are listed to a person, who compares them with the config.
+    pub fn key_ids_in_config_order(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for id in self.given.iter().map(|(text, _)| key_id(text)) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +136,7 @@ mod tests {
         let recipients = Recipients::parse(Some(&inline), None).unwrap();
         assert_eq!(recipients.keys().len(), 5);
         let mut want = vec![key_id(&a), key_id(&b), key_id(ssh)];
+        assert_eq!(recipients.key_ids_in_config_order(), want);
         want.sort();
         assert_eq!(recipients.key_ids(), want);
     }

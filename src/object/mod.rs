@@ -62,7 +62,7 @@ impl fmt::Display for FormatError {
         match self {
             FormatError::Truncated => write!(f, "object content is truncated"),
             FormatError::Malformed(what) => write!(f, "object content is malformed: {what}"),
-            FormatError::Io(e) => write!(f, "{e}"),
+            FormatError::Io(e) => write!(f, "{}", crate::message::io_reason(e)),
             FormatError::NotAnObject => write!(
                 f,
                 "its content is not in gpbackup_age_plugin's object format (it does not start with an object header)"

@@ -84,7 +84,11 @@ impl std::fmt::Display for DecodeError {
             DecodeError::Stream(e) => write!(f, "{e}"),
             DecodeError::Format(e) => write!(f, "{e}"),
             DecodeError::Mismatch(m) => write!(f, "{m}"),
-            DecodeError::Output(e) => write!(f, "writing the restored data: {e}"),
+            DecodeError::Output(e) => write!(
+                f,
+                "writing the restored data: {}",
+                crate::message::io_reason(e)
+            ),
             DecodeError::Foreign => write!(
                 f,
                 "the object decrypts, but gpbackup_age_plugin did not write it: {}",

@@ -56,9 +56,15 @@ pub enum EncodeError {
 impl std::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EncodeError::Input(e) => write!(f, "reading the input: {e}"),
-            EncodeError::Output(e) => write!(f, "writing the encrypted object: {e}"),
-            EncodeError::Other(e) => write!(f, "{e:#}"),
+            EncodeError::Input(e) => {
+                write!(f, "reading the input: {}", crate::message::io_reason(e))
+            }
+            EncodeError::Output(e) => write!(
+                f,
+                "writing the encrypted object: {}",
+                crate::message::io_reason(e)
+            ),
+            EncodeError::Other(e) => write!(f, "{}", crate::message::error_line(e)),
         }
     }
 }

@@ -38,8 +38,10 @@ pub enum CopyError {
 impl std::fmt::Display for CopyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CopyError::Input(e) => write!(f, "reading the object: {e}"),
-            CopyError::Output(e) => write!(f, "writing the copy: {e}"),
+            CopyError::Input(e) => {
+                write!(f, "reading the object: {}", crate::message::io_reason(e))
+            }
+            CopyError::Output(e) => write!(f, "writing the copy: {}", crate::message::io_reason(e)),
             CopyError::Payload(e) => write!(f, "{e}"),
         }
     }
@@ -185,7 +187,7 @@ fn authenticate(key: PayloadKey, rx: Receiver<Arc<Vec<u8>>>) -> Result<(), Strin
             Err(e) => {
                 return Err(match StreamError::from_io(&e) {
                     Some(stream) => stream.to_string(),
-                    None => e.to_string(),
+                    None => crate::message::io_reason(&e),
                 })
             }
         }

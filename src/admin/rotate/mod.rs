@@ -65,7 +65,8 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
     for w in keyring.warnings() {
         eprintln!("gpbackup_age_plugin: warning: {w}");
     }
-    let target_ids = recipients.key_ids();
+    // Listed to people in config order; the journal keeps the sorted form.
+    let target_ids = recipients.key_ids_in_config_order();
     let work = work_root(args.work_dir.as_deref())?;
     let journal = Journal::open(work.join("journal"))?;
     let store = Store::open(&config)?;
@@ -81,7 +82,7 @@ pub fn rotate(args: &RotateArgs) -> Result<()> {
         streaming: args.streaming,
         work,
         journal: &journal,
-        target: target_ids.join(","),
+        target: recipients.key_ids().join(","),
         target_ids,
         force: args.force,
         check: if args.check_payload {
@@ -117,6 +118,7 @@ struct Rotate<'a> {
     journal: &'a Journal,
     /// Key ids of the current recipients, sorted, comma-separated (the journal's form).
     target: String,
+    /// The same key ids in config order, as the summary lists them.
     target_ids: Vec<String>,
     force: bool,
     check: Check,

@@ -22,7 +22,7 @@ use crate::admin::storage::READ_BUFFER;
 use crate::admin::sweep::Object;
 use crate::age_file::Header;
 use crate::log::Metered;
-use crate::message::{io_reason, one_line};
+use crate::message::io_reason;
 
 /// The files of one object in the staging directory.
 struct Staged {
@@ -209,13 +209,13 @@ fn replace(
             let _ = std::fs::remove_file(orig);
             Err(anyhow!(
                 "replacing it failed: {}; the object was put back as it was",
-                one_line(&format!("{e:#}"))
+                crate::message::error_line(&e)
             ))
         }
         Err(e2) => Err(anyhow!(
             "replacing it failed: {}; putting the original back failed too: {}; the stored object may be damaged: its verified ciphertext is kept at {} (a re-run uploads it; keep the file until then)",
-            one_line(&format!("{e:#}")),
-            one_line(&format!("{e2:#}")),
+            crate::message::error_line(&e),
+            crate::message::error_line(&e2),
             orig.display()
         )),
     }

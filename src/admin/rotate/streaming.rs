@@ -41,7 +41,7 @@ pub(super) fn rotate(rot: &Rotate, object: &mut Object) -> Result<Rotated> {
                 Ok(_) => commit(rot, object, fetch, writer, Ok(Written::header(&new_header)))?,
                 Err(CopyError::Output(e)) => {
                     fetch.stop();
-                    return Err(writer.abort(anyhow!("writing: {e}")));
+                    return Err(writer.abort(anyhow!("writing: {}", crate::message::io_reason(&e))));
                 }
                 Err(e) => {
                     drop(writer);
