@@ -27,7 +27,7 @@ pub fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// An error and its causes on one line, `outer: inner: root`, as `{:#}` prints them,
-/// but with every I/O cause in our words ([`io_reason`]) rather than Rust's. The one
+/// but with every I/O cause in our words (`io_reason`) rather than Rust's. The one
 /// way an error becomes a line a person reads (stderr, the call log).
 pub fn error_line(e: &anyhow::Error) -> String {
     let parts: Vec<String> = e
