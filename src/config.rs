@@ -263,6 +263,11 @@ fn key_file_path(value: &str, key: &str) -> Result<PathBuf> {
 /// about that path ("cannot read AGE-SECRET-KEY-1…"), on stderr and in the call log.
 fn refuse_inline_secret(key: &str, value: &str) -> Result<()> {
     let upper = value.to_ascii_uppercase();
+    if upper.contains("AGE-PLUGIN-") {
+        bail!(
+            "option {key} holds an age plugin identity itself, not the path of a file (the value is not shown); write the AGE-PLUGIN-… line to a file readable only by its owner (chmod 600) and give that file's path"
+        );
+    }
     if upper.contains("AGE-SECRET-KEY-") || upper.contains("-----BEGIN") {
         bail!(
             "option {key} holds a private key itself, not the path of a file (the value is not shown); write the key to a file readable only by its owner (chmod 600) and give that file's path"

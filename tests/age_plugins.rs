@@ -376,3 +376,28 @@ fn stock_age_decrypts_our_objects_with_the_plugin_identity() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(out.stdout == data, "stock age and zstd recover the table");
 }
+
+#[test]
+fn agedebug_in_the_environment_never_reaches_stderr() {
+    // age-core traces the plugin protocol, file keys included, when AGEDEBUG=plugin is
+    // set; gpbackup's calls must stay silent and keep the key to themselves.
+    let h = Harness::new(&[]);
+    let k = plugin_key(&h, "token", "none");
+    use_keys(&h, &[&k], &[&k], &[]);
+    let key = h.data_key(0, 16390);
+    let data = random_bytes(100_000, 3);
+    let cfg = h.config.display().to_string();
+    let backup = run_in(
+        &h.home(),
+        &format!("export AGEDEBUG=plugin; exec {BIN} backup_data {cfg} {key}"),
+        &data,
+    );
+    assert_ok(&backup);
+    let restore = run_in(
+        &h.home(),
+        &format!("export AGEDEBUG=plugin; exec {BIN} restore_data {cfg} {key}"),
+        b"",
+    );
+    assert_ok(&restore);
+    assert!(restore.stdout == data, "the object restores");
+}

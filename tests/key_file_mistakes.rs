@@ -256,3 +256,30 @@ fn a_readable_identity_file_is_a_warning_on_stderr_only_for_operator_commands() 
     );
     assert!(stderr_of(&out).starts_with(&warning), "{}", stderr_of(&out));
 }
+
+#[test]
+fn a_key_pasted_into_identity_file_is_refused_without_showing_it() {
+    let h = Harness::new(&[]);
+    let key = h.data_key(0, 16384);
+    let (plugin_identity, _) = missing_plugin_keys();
+    let (identity, _) = new_keys(&h);
+    let secret_line = identity
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .to_string();
+    for (pasted, needle) in [
+        (
+            plugin_identity.as_str(),
+            "holds an age plugin identity itself",
+        ),
+        (secret_line.as_str(), "holds a private key itself"),
+    ] {
+        h.write_config(&[("identity_file", pasted)]);
+        let out = call_bounded(&h, "restore_data", &key, b"");
+        let line = assert_one_line_failure(&out, &[needle, "option identity_file"]);
+        assert!(!line.contains(pasted), "the key is shown: {line}");
+        let log = h.call_log_lines().join("\n");
+        assert!(!log.contains(pasted), "the key is in the call log");
+    }
+}

@@ -103,7 +103,10 @@ pub enum StreamError {
 impl std::fmt::Display for StreamError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StreamError::Truncated => write!(f, "encrypted payload is truncated"),
+            StreamError::Truncated => write!(
+                f,
+                "encrypted payload is truncated (the stored object was cut short)"
+            ),
             StreamError::Authentication { chunk } => write!(
                 f,
                 "authentication failed at payload chunk {chunk} (the object was altered or corrupted)"

@@ -13,6 +13,7 @@ use crate::inner::Hook;
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    crate::keys::plugin::turn_off_protocol_trace();
     if cli.version {
         println!("{VERSION_LINE}");
         return Ok(());

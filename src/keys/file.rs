@@ -27,17 +27,36 @@ pub struct KeyFile {
     text: Zeroizing<String>,
 }
 
+/// The largest key file we read, in bytes: far more than any identity or recipients
+/// file holds (a post-quantum recipient is about 2 KB), and small enough to read into one
+/// buffer allocated up front.
+const MAX_KEY_FILE: u64 = 1 << 20;
+
 impl KeyFile {
     /// Reads and decodes the file at `path`; `what` names it in errors ("option
     /// recipients_file: /x").
     pub fn read(path: &Path, what: &str) -> Result<KeyFile> {
         let cannot = |e: std::io::Error| anyhow!("{what}: cannot read it: {}", io_reason(&e));
-        let mut file = fs::File::open(path).map_err(cannot)?;
-        if !file.metadata().map_err(cannot)?.is_file() {
+        let file = fs::File::open(path).map_err(cannot)?;
+        let meta = file.metadata().map_err(cannot)?;
+        if !meta.is_file() {
             bail!("{what}: cannot read it: not a regular file");
         }
-        let mut bytes = Zeroizing::new(Vec::new());
-        file.read_to_end(&mut bytes).map_err(cannot)?;
+        if meta.len() > MAX_KEY_FILE {
+            bail!(
+                "{what} is {} bytes, more than any key file holds ({MAX_KEY_FILE} at most); give the file that holds the key",
+                meta.len()
+            );
+        }
+        // The whole file in one allocation: a growing Vec would free copies of a prefix
+        // of the key on every reallocation, where zeroizing cannot reach them.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE as usize + 1));
+        file.take(MAX_KEY_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
+        if bytes.len() as u64 > MAX_KEY_FILE {
+            bail!("{what} grew past {MAX_KEY_FILE} bytes while it was read; give the file that holds the key");
+        }
         if bytes.is_empty() {
             bail!("{what} is empty (0 bytes); give the file that holds the key");
         }

@@ -304,7 +304,13 @@ impl Prompter {
         let mut tty = self.terminal()?;
         write!(tty, "{}: {prompt} ", self.binary).ok()?;
         tty.flush().ok()?;
-        let echo = secret.then(|| without_echo(&tty)).flatten();
+        let echo = if secret {
+            // A secret is never read with echo on: if the terminal cannot turn echo
+            // off, the request goes unanswered.
+            Some(without_echo(&tty)?)
+        } else {
+            None
+        };
         let line = read_line(&mut tty);
         if let Some(saved) = echo {
             let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &saved);
@@ -314,16 +320,22 @@ impl Prompter {
     }
 }
 
+/// The longest answer read from the terminal, in bytes.
+const MAX_ANSWER: usize = 1024;
+
 /// One line from the terminal, without its line end; None at end of input. Read a byte
 /// at a time into a zeroizing buffer: a buffered reader would keep a copy of a PIN.
 fn read_line(tty: &mut std::fs::File) -> Option<zeroize::Zeroizing<String>> {
-    let mut line = zeroize::Zeroizing::new(Vec::new());
+    // Allocated once: a growing Vec would leave copies of the PIN's prefix in freed
+    // memory. A longer line is refused rather than reallocated.
+    let mut line = zeroize::Zeroizing::new(Vec::with_capacity(MAX_ANSWER));
     let mut byte = zeroize::Zeroizing::new([0u8; 1]);
     loop {
         match tty.read(&mut byte[..]) {
             Ok(0) if line.is_empty() => return None,
             Ok(0) => break,
             Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) if line.len() == MAX_ANSWER => return None,
             Ok(_) => line.push(byte[0]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return None,
@@ -390,6 +402,15 @@ impl age::Callbacks for Prompter {
             )),
         }
     }
+}
+
+/// Turns off age-core's protocol trace. With `AGEDEBUG=plugin` in the environment (an
+/// operator may have set it while trying a token with stock `age`), age-core copies
+/// every plugin message to stderr, file keys and identities included: secrets in
+/// gpbackup's logs, and stderr text that gprestore takes for a failure. Called first
+/// thing in every command, before any thread or plugin starts.
+pub(crate) fn turn_off_protocol_trace() {
+    std::env::remove_var("AGEDEBUG");
 }
 
 #[cfg(test)]

@@ -358,7 +358,8 @@ fn read_frames<'scope, R: Skip, W: Write + Send + 'scope>(
     }
 }
 
-/// Every frame but the last holds the object's frame size, none more.
+/// No frame holds more than the object's frame size (the one bound a reader can check
+/// frame by frame; the lengths' sum is checked against the trailer at the end).
 fn check_frame_size(d: &FrameDescriptor, object: &ObjectHeader) -> Result<(), DecodeError> {
     if d.plain_len > object.frame_size {
         return Err(DecodeError::Format(FormatError::Malformed(format!(
