@@ -105,18 +105,18 @@ impl PluginConfig {
         let inner = take("inner_executablepath").ok_or_else(|| {
             anyhow!("plugin config {where_}: option inner_executablepath is missing (the storage plugin to wrap, e.g. $GPHOME/bin/gpbackup_s3_plugin)")
         })?;
-        let inner_executable = PathBuf::from(expand_env(&inner, "inner_executablepath")?);
+        let inner_executable = absolute_path(&inner, "inner_executablepath")?;
         let recipients = take("recipients").filter(|s| !s.trim().is_empty());
         let recipients_file = take("recipients_file")
             .filter(|s| !s.trim().is_empty())
-            .map(|p| key_file_path(&p, "recipients_file"))
+            .map(|p| absolute_path(&p, "recipients_file"))
             .transpose()?;
         let identity_files = match take("identity_file") {
             Some(list) => list
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|p| key_file_path(p, "identity_file"))
+                .map(|p| absolute_path(p, "identity_file"))
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
@@ -194,12 +194,6 @@ impl PluginConfig {
     fn check_inner_executable(&self) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let inner = &self.inner_executable;
-        if !inner.is_absolute() {
-            bail!(
-                "option inner_executablepath: '{}' is not an absolute path (gpbackup runs plugins from other directories)",
-                inner.display()
-            );
-        }
         let meta = std::fs::metadata(inner).map_err(|e| {
             anyhow!(
                 "option inner_executablepath: {}: {}",
@@ -240,10 +234,11 @@ fn parse_switch(value: Option<String>, key: &str) -> Result<bool> {
     }
 }
 
-/// A key file option's path: environment variables (`$HOME`, `${HOME}`) expanded, and
-/// absolute, because gpbackup and gprestore run plugins from directories other than
-/// the one a rehearsal ran in. `~` is a shell's expansion, not ours: named, not guessed.
-fn key_file_path(value: &str, key: &str) -> Result<PathBuf> {
+/// A path option's value (the inner plugin, the key files): environment variables
+/// (`$HOME`, `${HOME}`) expanded, and absolute, because gpbackup and gprestore run
+/// plugins from directories other than the one a rehearsal ran in. `~` is a shell's
+/// expansion, not ours: named, not guessed.
+fn absolute_path(value: &str, key: &str) -> Result<PathBuf> {
     if value.starts_with('~') {
         bail!(
             "option {key}: '{value}' starts with ~, which is not expanded here; write $HOME/... or an absolute path"
